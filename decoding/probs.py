@@ -1,0 +1,44 @@
+"""From logits to probabilities: softmax and log_softmax, float32 and -inf aware.
+
+A removed token (logit -inf, as every warper leaves it) gets probability 0 and log-probability
+-inf. A row where *every* entry is -inf has no distribution at all; we raise rather than
+return NaNs that would surface three functions later.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _shifted(logits: np.ndarray, axis: int) -> np.ndarray:
+    """Subtract the row maximum so exp() cannot overflow (the result is unchanged)."""
+    x = np.asarray(logits, dtype=np.float32)
+    if np.isnan(x).any():
+        raise ValueError("logits contain NaN: check the model output or the processors")
+    row_max = np.max(x, axis=axis, keepdims=True)
+    if np.isneginf(row_max).any():
+        raise ValueError("every logit in a row is -inf: no token is left to choose from")
+    return x - row_max  # the max entry becomes 0, -inf entries stay -inf
+
+
+def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Probabilities along `axis`, float32.
+
+    >>> softmax(np.array([0.0, np.log(3.0), -np.inf])).round(2).tolist()
+    [0.25, 0.75, 0.0]
+    """
+    e = np.exp(_shifted(logits, axis))  # exp(-inf) = 0: removed tokens get no mass
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def log_softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Log-probabilities along `axis`, float32: x - max - log(sum(exp(x - max))).
+
+    Computed directly, not as log(softmax(x)), so a tiny probability keeps its precision
+    instead of rounding to log(0) = -inf.
+
+    >>> log_softmax(np.array([0.0, 0.0])).round(4).tolist()
+    [-0.6931, -0.6931]
+    """
+    z = _shifted(logits, axis)
+    return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
