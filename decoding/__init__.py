@@ -1,0 +1,37 @@
+"""decoding: GPT-2's text decoders in NumPy, exact to Hugging Face generate()."""
+
+# Probabilities, warpers and processors. (Decoders add their own lines and `__all__ += [...]`.)
+from decoding.probs import log_softmax, softmax
+from decoding.processors import (
+    Processors,
+    banned_ngram_tokens,
+    no_repeat_ngram,
+    repetition_penalty,
+)
+from decoding.warpers import (
+    Warpers,
+    WarpStep,
+    apply_temperature,
+    count_kept,
+    min_p_filter,
+    top_k_filter,
+    top_p_filter,
+    typical_filter,
+)
+
+__all__ = [
+    "softmax",
+    "log_softmax",
+    "apply_temperature",
+    "top_k_filter",
+    "top_p_filter",
+    "min_p_filter",
+    "typical_filter",
+    "count_kept",
+    "Warpers",
+    "WarpStep",
+    "repetition_penalty",
+    "no_repeat_ngram",
+    "banned_ngram_tokens",
+    "Processors",
+]
