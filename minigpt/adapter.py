@@ -1,0 +1,91 @@
+"""The seam between the model and the decoders: next-token logits for any token sequences.
+
+Decoders call `next_token_logits(sequences)` with plain lists of ids and get [len(sequences), V]
+float32 logits back; they never see a cache. This adapter hides the caching: it remembers, for
+every sequence it answered last time, the KV cache of that sequence (one row of a `KVCache`).
+Asked about `seq + [t]`, it finds the cached row sharing the longest prefix, runs the model on
+the missing token(s) only, and keeps the new rows. Rows nobody extended are dropped, so memory
+stays at one row per live sequence. One call runs as one batch; duplicates are computed once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minigpt.errors import MiniGPTError
+from minigpt.gpt2 import GPT2
+from minigpt.kv_cache import KVCache
+
+
+class NextTokenLogits:
+    """`adapter(sequences) -> [len(sequences), V]`, reusing cached prefixes.
+
+    >>> adapter = NextTokenLogits(model)  # doctest: +SKIP
+    >>> adapter([[40, 423, 257, 4320]]).shape  # doctest: +SKIP
+    (1, 50257)
+    """
+
+    def __init__(self, model: GPT2) -> None:
+        self.model = model
+        self.rows: list[tuple[int, ...]] = []  # the sequence held by each cache row
+        self.cache: KVCache = model.new_cache(0)
+        self.calls = 0  # forward passes run: a figure for learners and tests
+
+    def __call__(self, sequences: list[list[int]]) -> np.ndarray:
+        wanted = [tuple(int(t) for t in s) for s in sequences]
+        if not wanted:
+            raise MiniGPTError("next_token_logits needs at least one sequence")
+        unique = list(dict.fromkeys(wanted))  # identical sequences are computed once
+        for seq in unique:
+            self.model.check_ids(np.array(seq, dtype=np.int64))
+        sources = [self._best_source(seq) for seq in unique]
+        self.cache = self._reuse(sources)
+        self.rows = unique
+        logits = self._run_missing_tokens(unique)  # [len(unique), V]
+        index = {seq: i for i, seq in enumerate(unique)}
+        return logits[[index[seq] for seq in wanted]]
+
+    def _best_source(self, seq: tuple[int, ...]) -> tuple[int, int]:
+        """(cache row, tokens of seq it already holds) sharing the longest prefix, or (-1, 0)."""
+        best = (-1, 0)
+        for row, held in enumerate(self.rows):
+            n = _common_prefix(held, seq)
+            # Keep at least the last token to run: its output gives the logits we return.
+            n = min(n, len(seq) - 1)
+            if n > best[1]:
+                best = (row, n)
+        return best
+
+    def _reuse(self, sources: list[tuple[int, int]]) -> KVCache:
+        """A cache whose row i starts as a (possibly truncated) copy of its source row."""
+        rows = [row if row >= 0 else 0 for row, _ in sources]
+        if self.cache.batch_size == 0:
+            cache = self.model.new_cache(len(sources))
+        else:
+            cache = self.cache.select(rows)  # no copy when every row extends itself in order
+        # Keeping a shorter prefix just means forgetting the positions after it.
+        cache.lengths[:] = [n for _, n in sources]
+        return cache
+
+    def _run_missing_tokens(self, seqs: list[tuple[int, ...]]) -> np.ndarray:
+        """Run each row's uncached tokens; all but the last separately, the last ones batched."""
+        lengths = self.cache.lengths
+        for b, seq in enumerate(seqs):
+            if len(seq) - 1 > lengths[b]:  # a prompt, or a jump: prefill all but its last token
+                tokens = np.array([seq[lengths[b] : -1]])
+                self.model.forward(tokens, self.cache.row(b), last_only=True)
+                self.calls += 1
+        last = np.array([[seq[-1]] for seq in seqs])  # [B, 1]
+        self.calls += 1
+        return self.model.forward(last, self.cache, last_only=True)[:, -1]  # [B, 1, V] -> [B, V]
+
+
+def _common_prefix(a: tuple[int, ...], b: tuple[int, ...]) -> int:
+    if a == b[: len(a)]:  # the usual case, one tuple comparison: b extends a
+        return len(a)
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n

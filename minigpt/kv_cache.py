@@ -1,0 +1,74 @@
+"""The KV cache: the keys and values every layer already computed, so a step runs only new tokens.
+
+Attention at position t needs the keys and values of positions 0..t. They never change once
+computed (the model is causal), so we keep them. Each row of the batch may hold a sequence of a
+different length: `lengths[b]` says how many positions of row b are filled.
+
+Memory is allocated once, for the whole context (np.zeros pages are only touched when written),
+and a step writes its new keys in place: no per-step concatenation of the cache.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minigpt.config import GPT2Config
+
+
+class KVCache:
+    """Per layer, keys and values of shape [B, n_head, n_positions, head_size]."""
+
+    def __init__(self, config: GPT2Config, batch_size: int) -> None:
+        shape = (batch_size, config.n_head, config.n_positions, config.head_size)
+        self.config = config
+        self.k = [np.zeros(shape, np.float32) for _ in range(config.n_layer)]
+        self.v = [np.zeros(shape, np.float32) for _ in range(config.n_layer)]
+        self.lengths = np.zeros(batch_size, dtype=np.int64)  # filled positions per row
+
+    @property
+    def batch_size(self) -> int:
+        return len(self.lengths)
+
+    def store(self, layer: int, k: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Write this step's k, v [B, n_head, T, head_size] after each row's filled positions.
+
+        Returns the keys and values to attend over: [B, n_head, max filled + T, head_size]
+        (a view, no copy). Rows shorter than the longest hold stale entries at the end, which
+        the attention mask hides.
+        """
+        B, _, T, _ = k.shape
+        rows = np.arange(B)[:, None]  # [B, 1]
+        positions = self.lengths[:, None] + np.arange(T)  # [B, T]: where each new token goes
+        # Fancy indexing puts the [B, T] index axes first: move T before the head axis.
+        self.k[layer][rows, :, positions] = k.transpose(0, 2, 1, 3)
+        self.v[layer][rows, :, positions] = v.transpose(0, 2, 1, 3)
+        end = int(positions.max()) + 1
+        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
+
+    def advance(self, T: int) -> None:
+        """Every row now holds T more positions (called once per forward, after all layers)."""
+        self.lengths += T
+
+    def select(self, rows: list[int]) -> KVCache:
+        """A cache whose row i is a copy of row rows[i] (beam search's reordering).
+
+        Only the filled positions are copied. Selecting every row in order returns self.
+        """
+        if list(rows) == list(range(self.batch_size)):
+            return self
+        new = KVCache(self.config, len(rows))
+        end = int(self.lengths[rows].max()) if len(rows) else 0
+        for layer in range(self.config.n_layer):
+            new.k[layer][:, :, :end] = self.k[layer][rows, :, :end]
+            new.v[layer][:, :, :end] = self.v[layer][rows, :, :end]
+        new.lengths[:] = self.lengths[rows]
+        return new
+
+    def row(self, b: int) -> KVCache:
+        """Row b alone, as a batch-1 cache sharing memory with this one (a view)."""
+        view = KVCache.__new__(KVCache)
+        view.config = self.config
+        view.k = [k[b : b + 1] for k in self.k]
+        view.v = [v[b : b + 1] for v in self.v]
+        view.lengths = self.lengths[b : b + 1]  # a view too: advancing it advances row b
+        return view

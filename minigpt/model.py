@@ -1,0 +1,129 @@
+"""GPT-2's forward pass in NumPy: one small function per idea, shapes in the comments.
+
+B = batch, T = tokens in this call, C = n_embd, V = vocab size, H = n_head, hs = head_size.
+Without a cache this is the readable reference. With a `KVCache`, attention also sees the keys
+and values of earlier calls, so a decoding step runs one token; the cache is the only addition.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minigpt.config import GPT2Config
+from minigpt.errors import MiniGPTError
+from minigpt.kv_cache import KVCache
+from minigpt.weights import Block, GPT2Params, LayerNorm, Linear
+
+_GELU_C = np.float32(np.sqrt(2.0 / np.pi))
+
+
+def gelu(x: np.ndarray) -> np.ndarray:
+    """GPT-2's GELU: the tanh approximation (HF's `gelu_new`), not the exact erf form."""
+    return 0.5 * x * (1.0 + np.tanh(_GELU_C * (x + np.float32(0.044715) * x**3)))
+
+
+def layer_norm(x: np.ndarray, ln: LayerNorm, eps: float) -> np.ndarray:
+    """Normalise each position's C features to mean 0, variance 1 (biased), then scale, shift."""
+    mean = x.mean(axis=-1, keepdims=True)
+    var = x.var(axis=-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + np.float32(eps)) * ln.weight + ln.bias
+
+
+def linear(x: np.ndarray, p: Linear) -> np.ndarray:
+    """Conv1D as GPT-2 stores it: weight is [in, out], so no transpose."""
+    return x @ p.weight + p.bias  # [..., in] -> [..., out]
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """Scaled dot-product attention; `allowed[.., t, j]` says whether query t may see key j."""
+    scale = np.float32(1.0 / np.sqrt(q.shape[-1]))  # a float32 scalar keeps float32 (NEP 50)
+    scores = q @ k.swapaxes(-1, -2) * scale  # [B, H, T, hs] @ [B, H, hs, Tk] -> [B, H, T, Tk]
+    scores = np.where(allowed, scores, -np.inf)
+    return softmax(scores) @ v  # [B, H, T, Tk] @ [B, H, Tk, hs] -> [B, H, T, hs]
+
+
+def split_heads(x: np.ndarray, n_head: int) -> np.ndarray:
+    B, T, C = x.shape
+    return x.reshape(B, T, n_head, C // n_head).transpose(0, 2, 1, 3)  # -> [B, H, T, hs]
+
+
+def merge_heads(x: np.ndarray) -> np.ndarray:
+    B, H, T, hs = x.shape
+    return x.transpose(0, 2, 1, 3).reshape(B, T, H * hs)  # [B, H, T, hs] -> [B, T, C]
+
+
+def causal_self_attention(
+    x: np.ndarray,
+    block: Block,
+    n_head: int,
+    positions: np.ndarray,
+    cache: KVCache | None = None,
+    layer: int = 0,
+) -> np.ndarray:
+    """Each position attends to itself and every earlier position."""
+    qkv = linear(x, block.attn.c_attn)  # [B, T, C] -> [B, T, 3C]
+    q, k, v = (split_heads(part, n_head) for part in np.split(qkv, 3, axis=-1))
+    if cache is not None:  # the addition: prepend the keys and values of earlier calls
+        k, v = cache.store(layer, k, v)
+    key_positions = np.arange(k.shape[2])
+    allowed = key_positions <= positions[:, None, :, None]  # [B, 1, T, Tk]: causal
+    out = attention(q, k, v, allowed)
+    return linear(merge_heads(out), block.attn.c_proj)  # [B, T, C] -> [B, T, C]
+
+
+def mlp(x: np.ndarray, block: Block) -> np.ndarray:
+    h = gelu(linear(x, block.mlp.c_fc))  # [B, T, C] -> [B, T, 4C]
+    return linear(h, block.mlp.c_proj)  # [B, T, 4C] -> [B, T, C]
+
+
+def transformer_block(
+    x: np.ndarray,
+    block: Block,
+    config: GPT2Config,
+    positions: np.ndarray,
+    cache: KVCache | None = None,
+    layer: int = 0,
+) -> np.ndarray:
+    """Pre-LayerNorm residual block: x + attn(ln_1(x)), then + mlp(ln_2(x))."""
+    eps = config.layer_norm_epsilon
+    x = x + causal_self_attention(
+        layer_norm(x, block.ln_1, eps), block, config.n_head, positions, cache, layer
+    )
+    return x + mlp(layer_norm(x, block.ln_2, eps), block)
+
+
+def gpt2_forward(
+    params: GPT2Params,
+    config: GPT2Config,
+    ids: np.ndarray,
+    cache: KVCache | None = None,
+    last_only: bool = False,
+) -> np.ndarray:
+    """Logits [B, T, V] of the token after each position of `ids` [B, T].
+
+    With a cache, `ids` are the tokens that follow what the cache holds (row b continues at
+    position cache.lengths[b]) and the cache is extended by them. `last_only` returns just the
+    last position's logits [B, 1, V], saving the vocabulary projection of a long prompt.
+    """
+    B, T = ids.shape
+    past = np.zeros(B, np.int64) if cache is None else cache.lengths
+    positions = past[:, None] + np.arange(T)  # [B, T]
+    if positions.max() >= config.n_positions:
+        raise MiniGPTError(
+            f"sequence of {positions.max() + 1} tokens is longer than the model's "
+            f"context of {config.n_positions}; shorten the prompt or max_new_tokens"
+        )
+    x = params.wte[ids] + params.wpe[positions]  # [B, T] -> [B, T, C]
+    for layer, block in enumerate(params.h):
+        x = transformer_block(x, block, config, positions, cache, layer)
+    if cache is not None:
+        cache.advance(T)
+    if last_only:
+        x = x[:, -1:]  # [B, T, C] -> [B, 1, C]
+    x = layer_norm(x, params.ln_f, config.layer_norm_epsilon)
+    return x @ params.lm_head.T  # [B, T, C] @ [C, V] -> [B, T, V]
