@@ -1,0 +1,288 @@
+"""Beam search, exactly as Hugging Face `generate(num_beams=K)` does it.
+
+Greedy search keeps one sequence; beam search keeps the K best partial sequences ("beams")
+across the whole frontier and prunes the rest at every step:
+
+    beams    = [prompt]                       (one live beam, score 0)
+    finished = []                             (at most K finished hypotheses, best first)
+    for step = 1, 2, ..., max_new_tokens:
+        extend every live beam by every token: score = beam score + log p(token | beam)
+        take the 2K best extensions over all beams, best first, and walk them:
+            ends with EOS (or step == max_new_tokens)?
+                among the first K: finished, scored  score / step ** length_penalty
+                later:             dropped
+            otherwise: a live beam for the next step, until there are K of them
+        keep the K best finished hypotheses
+        stop when no live beam can still beat them (see `can_still_improve`)
+    return the best num_return_sequences finished hypotheses
+
+Why 2K: even if K of the candidates end with EOS, K others remain to continue the search.
+Processors (repetition penalty, no-repeat-ngram) act on the log-probs, which are not
+renormalised afterwards: a beam's score is the sum of these processed log-probs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from decoding.common import (
+    NextTokenLogits,
+    as_prompts,
+    ask_model,
+    check_eos,
+    check_positive_int,
+    check_vocab,
+)
+from decoding.probs import log_softmax
+from decoding.processors import Processors
+from decoding.results import Beam, Decoded, Hypothesis
+from decoding.trace import (
+    FINISHED,
+    LIVE,
+    NOT_KEPT,
+    SPARE,
+    TOO_LATE,
+    BeamCandidate,
+    Step,
+    Trace,
+    row_step,
+)
+
+# HF's score for "no hypothesis here yet": while the finished pool has an empty slot, a live
+# beam is compared with this number, so it can always still improve the result.
+EMPTY_SLOT_SCORE = -1.0e9
+
+
+@dataclass(frozen=True)
+class BeamRules:
+    """The checked parameters of one beam search."""
+
+    num_beams: int
+    max_new_tokens: int
+    length_penalty: float
+    early_stopping: bool | str
+    eos_token_id: int | None
+
+
+@dataclass
+class BeamState:
+    """One prompt's search in progress: what you look at when you stop at a breakpoint."""
+
+    prompt: list[int]
+    beams: list[Beam]  # live beams, best first, at most K
+    finished: list[Hypothesis]  # the pool: best first, at most K
+    stop_reason: str = ""  # "" while the search runs
+    trace: Trace | None = None
+
+
+def check_beam_params(
+    num_beams: object, num_return_sequences: object, length_penalty: object, early_stopping: object
+) -> None:
+    """One-line ValueErrors for the parameters that only beam search has."""
+    k = check_positive_int("num_beams", num_beams)
+    n = check_positive_int("num_return_sequences", num_return_sequences)
+    if n > k:
+        raise ValueError(f"num_return_sequences ({n}) must be <= num_beams ({k})")
+    ok = isinstance(length_penalty, (int, float, np.floating)) and not isinstance(
+        length_penalty, bool
+    )
+    if not (ok and np.isfinite(length_penalty)):
+        raise ValueError(f"length_penalty must be a finite number, got {length_penalty!r}")
+    if not (early_stopping is True or early_stopping is False or early_stopping == "never"):
+        raise ValueError(f'early_stopping must be True, False or "never", got {early_stopping!r}')
+
+
+def length_penalised(score: float, generated_length: int, length_penalty: float) -> float:
+    """score / generated_length ** length_penalty, computed in float32 as HF does.
+
+    HF divides a float32 tensor by a Python float, which torch rounds to float32 first.
+    length_penalty 1 gives the mean log-prob, 0 the raw sum; > 0 favours longer sequences.
+
+    >>> length_penalised(-6.0, 3, 1.0), length_penalised(-6.0, 3, 0.0)
+    (-2.0, -6.0)
+    """
+    return float(np.float32(score) / np.float32(generated_length**length_penalty))
+
+
+def top_candidates(beams: list[Beam], scores: np.ndarray, n: int) -> list[tuple[int, int, float]]:
+    """The n best (beam index, token, cumulative score) extensions over all beams, best first.
+
+    scores [len(beams), V] are this step's processed log-probs. Ties go to the lower beam
+    index, then the lower token id. Banned tokens (-inf) are never candidates: their whole
+    subtree is -inf, which HF's pool would never take either.
+    """
+    running = np.array([b.score for b in beams], dtype=np.float32)
+    totals = (running[:, None] + scores).ravel()  # float32, as HF accumulates
+    n = min(n, int(np.sum(totals > -np.inf)))
+    if n == 0:
+        return []
+    # Everything >= the n-th largest value, then a stable sort of that short list: the same
+    # order as a full stable argsort, without sorting K * V numbers.
+    nth_largest = np.partition(totals, totals.size - n)[totals.size - n]
+    best = np.flatnonzero(totals >= nth_largest)
+    best = best[np.argsort(-totals[best], kind="stable")][:n]
+    vocab_size = scores.shape[1]
+    return [(int(i // vocab_size), int(i % vocab_size), float(totals[i])) for i in best]
+
+
+def keep_best(finished: list[Hypothesis], new: list[Hypothesis], k: int) -> list[Hypothesis]:
+    """The k best of the pool and the newcomers by score; on a tie the older one stays ahead."""
+    merged = sorted(finished + new, key=lambda h: -h.score)  # sorted() is stable
+    return merged[:k]
+
+
+def can_still_improve(state: BeamState, step: int, rules: BeamRules) -> bool:
+    """HF's test of whether the best live beam could still beat the worst finished hypothesis.
+
+    The best live beam's score is divided by a length to the power length_penalty:
+    - early_stopping False (the default), or "never" with length_penalty <= 0: the CURRENT
+      generated length. A heuristic: with length_penalty > 0 a beam that grows longer can
+      still improve its penalised score, so the search may stop before the true optimum.
+    - "never" with length_penalty > 0: max_new_tokens, the best the beam could ever reach.
+    HF keeps this heuristic for backward compatibility; we match it.
+    """
+    if rules.early_stopping == "never" and rules.length_penalty > 0:
+        length = rules.max_new_tokens
+    else:
+        length = step
+    best_possible = length_penalised(state.beams[0].score, length, rules.length_penalty)
+    if len(state.finished) < rules.num_beams:
+        worst_finished = EMPTY_SLOT_SCORE
+    else:
+        worst_finished = state.finished[-1].score
+    return best_possible > worst_finished
+
+
+def why_stop(state: BeamState, step: int, rules: BeamRules) -> str:
+    """The reason this search is over after `step`, or "" if it goes on."""
+    if step == rules.max_new_tokens:
+        return "reached max_new_tokens"
+    if not state.beams:
+        return "no live beam left (every continuation was banned)"
+    if rules.early_stopping is True and len(state.finished) == rules.num_beams:
+        return "early_stopping=True and num_beams hypotheses are finished"
+    if not can_still_improve(state, step, rules):
+        return "no live beam can beat the finished hypotheses"
+    return ""
+
+
+def advance(
+    state: BeamState, scores: np.ndarray, model_logp: np.ndarray, step: int, rules: BeamRules
+) -> None:
+    """One step of one prompt's search; `scores` and `model_logp` have one row per live beam."""
+    k = rules.num_beams
+    candidates = top_candidates(state.beams, scores, 2 * k)
+    live: list[Beam] = []
+    offered: list[tuple[int, Hypothesis]] = []  # (rank among the candidates, hypothesis)
+    fates = []
+    for rank, (b, token, total) in enumerate(candidates):
+        parent = state.beams[b]
+        ids = parent.ids + [token]
+        logprob = parent.logprob + float(model_logp[b, token])
+        if token == rules.eos_token_id or step == rules.max_new_tokens:
+            # Only the first K candidates may finish: the others were kept as spares for
+            # the live beams, and HF never lets a spare become a hypothesis.
+            if rank < k:
+                score = length_penalised(total, step, rules.length_penalty)
+                offered.append((rank, Hypothesis(ids, len(state.prompt), logprob, score)))
+                fates.append(FINISHED)
+            else:
+                fates.append(TOO_LATE)
+        elif len(live) < k:
+            live.append(Beam(ids, total, logprob))
+            fates.append(LIVE)
+        else:
+            fates.append(SPARE)
+
+    state.finished = keep_best(state.finished, [h for _, h in offered], k)
+    for rank, hypothesis in offered:
+        if not any(h is hypothesis for h in state.finished):
+            fates[rank] = NOT_KEPT
+    if state.trace is not None:
+        record_step(state, scores, model_logp, candidates, fates, live, step)
+    state.beams = live
+    state.stop_reason = why_stop(state, step, rules)
+
+
+def record_step(state, scores, model_logp, candidates, fates, live, step) -> None:
+    """Append this step to the trace: one row per beam, the 2K candidates, beams and pool."""
+    rows = []
+    for b, beam in enumerate(state.beams):
+        chosen = [token for (cb, token, _) in candidates if cb == b]
+        rows.append(row_step(b, beam.ids, np.exp(scores[b]), np.exp(model_logp[b]), chosen))
+    ranked = [BeamCandidate(b, t, s, f) for (b, t, s), f in zip(candidates, fates)]
+    state.trace.steps.append(Step(step, rows, ranked, list(live), list(state.finished)))
+
+
+def beam_search(
+    next_token_logits: NextTokenLogits,
+    prompts: list[int] | list[list[int]],
+    *,
+    num_beams: int,
+    max_new_tokens: int,
+    length_penalty: float = 1.0,
+    early_stopping: bool | str = False,
+    num_return_sequences: int = 1,
+    eos_token_id: int | None = None,
+    repetition_penalty: float | None = None,
+    no_repeat_ngram_size: int | None = None,
+    trace: bool = False,
+) -> list[Decoded]:
+    """The `num_return_sequences` best hypotheses of each prompt, best score first.
+
+    Equal to HF `generate(num_beams=..., do_sample=False)` with the same parameters: each
+    Hypothesis.score is HF's `sequences_scores` entry. The live beams of every prompt go to
+    the model in one call per step. Fewer than num_return_sequences come back only when the
+    vocabulary is too small to fill the pool (HF would pad with placeholder sequences).
+
+    >>> table = np.log(np.array([[0.1, 0.6, 0.3], [0.5, 0.2, 0.3], [0.2, 0.2, 0.6]]))
+    >>> bigram = lambda seqs: table[[s[-1] for s in seqs]]
+    >>> [h.ids for h in beam_search(bigram, [1], num_beams=2, max_new_tokens=3, eos_token_id=0,
+    ...                              num_return_sequences=2)[0].hypotheses]
+    [[1, 0], [1, 2, 2, 2]]
+    """
+    batch = as_prompts(prompts)
+    check_beam_params(num_beams, num_return_sequences, length_penalty, early_stopping)
+    rules = BeamRules(
+        num_beams=int(num_beams),
+        max_new_tokens=check_positive_int("max_new_tokens", max_new_tokens),
+        length_penalty=float(length_penalty),
+        early_stopping=early_stopping,
+        eos_token_id=check_eos(eos_token_id),
+    )
+    processors = Processors(
+        repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size
+    )
+    states = [
+        BeamState(
+            p, [Beam(list(p), 0.0, 0.0)], [], trace=Trace("beam search", p) if trace else None
+        )
+        for p in batch
+    ]
+    vocab_size = None
+
+    for step in range(1, rules.max_new_tokens + 1):
+        running = [s for s in states if not s.stop_reason]
+        if not running:
+            break
+        sequences = [beam.ids for s in running for beam in s.beams]
+        logits = ask_model(next_token_logits, sequences, vocab_size)
+        if vocab_size is None:
+            vocab_size = logits.shape[1]
+            check_vocab(vocab_size, batch, rules.eos_token_id)
+        model_logp = log_softmax(logits)
+        scores = processors.apply(model_logp, sequences)  # beam search processes log-probs
+        start = 0
+        for s in running:
+            rows = slice(start, start + len(s.beams))
+            advance(s, scores[rows], model_logp[rows], step, rules)
+            start = rows.stop
+
+    results = []
+    for s in states:
+        if s.trace is not None:
+            s.trace.stop_reason = s.stop_reason
+        results.append(Decoded(s.prompt, s.finished[:num_return_sequences], s.trace))
+    return results

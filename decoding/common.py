@@ -1,0 +1,112 @@
+"""What every decoder does the same way: check its arguments and ask the model.
+
+A decoder talks to the model through one callable (see docs/design.md):
+
+    next_token_logits(sequences: list[list[int]]) -> np.ndarray   # [len(sequences), vocab] float32
+
+Everything here turns a mistake into a one-line ValueError at the door, so a learner never
+meets a NumPy traceback three functions deep.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+NextTokenLogits = Callable[[list[list[int]]], np.ndarray]
+
+
+def _is_token_id(x: object) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
+def as_prompt(prompt: Sequence[int], name: str = "prompt") -> list[int]:
+    """One prompt as a fresh list of Python ints; raise if it is empty or not token ids."""
+    if isinstance(prompt, np.ndarray):
+        prompt = prompt.tolist()
+    if not isinstance(prompt, (list, tuple)) or not all(_is_token_id(t) for t in prompt):
+        raise ValueError(f"{name} must be a list of int token ids, got {prompt!r:.60}")
+    if len(prompt) == 0:
+        raise ValueError(f"{name} is empty: give at least one token id (GPT-2 uses 50256 as BOS)")
+    if min(prompt) < 0:
+        raise ValueError(f"{name} contains a negative token id ({min(prompt)})")
+    return [int(t) for t in prompt]
+
+
+def as_prompts(prompts: Sequence[int] | Sequence[Sequence[int]]) -> list[list[int]]:
+    """Accept one prompt ([40, 423]) or a batch ([[40, 423], [464]]); always return a batch.
+
+    >>> as_prompts([40, 423])
+    [[40, 423]]
+    """
+    if isinstance(prompts, np.ndarray):
+        prompts = prompts.tolist()
+    if not isinstance(prompts, (list, tuple)) or len(prompts) == 0:
+        raise ValueError("prompts must be a non-empty list of token ids, or a list of such lists")
+    if all(_is_token_id(t) for t in prompts):
+        return [as_prompt(prompts)]
+    return [as_prompt(p, f"prompt {i}") for i, p in enumerate(prompts)]
+
+
+def check_positive_int(name: str, value: object) -> int:
+    """An int >= 1 (bools are refused: True is not a count)."""
+    if not _is_token_id(value) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    return int(value)
+
+
+def check_eos(eos_token_id: object) -> int | None:
+    """None (never stop early) or a non-negative int token id."""
+    if eos_token_id is None:
+        return None
+    if not _is_token_id(eos_token_id) or eos_token_id < 0:
+        raise ValueError(f"eos_token_id must be None or a token id >= 0, got {eos_token_id!r}")
+    return int(eos_token_id)
+
+
+def check_vocab(vocab_size: int, prompts: list[list[int]], eos_token_id: int | None) -> None:
+    """Once the first logits tell us the vocabulary size, every id we hold must fit in it."""
+    if eos_token_id is not None and eos_token_id >= vocab_size:
+        raise ValueError(
+            f"eos_token_id {eos_token_id} is outside the vocabulary (size {vocab_size})"
+        )
+    for i, prompt in enumerate(prompts):
+        if max(prompt) >= vocab_size:
+            raise ValueError(
+                f"prompt {i} has token id {max(prompt)}, outside the vocabulary (size {vocab_size})"
+            )
+
+
+def ask_model(
+    next_token_logits: NextTokenLogits, sequences: list[list[int]], vocab_size: int | None = None
+) -> np.ndarray:
+    """Next-token logits of every sequence in ONE call, checked: [len(sequences), V] float32.
+
+    The callable gets copies, so nothing it does can change our beams.
+    """
+    logits = np.asarray(next_token_logits([list(s) for s in sequences]), dtype=np.float32)
+    n = len(sequences)
+    if logits.ndim != 2 or logits.shape[0] != n or logits.shape[1] == 0:
+        raise ValueError(
+            f"next_token_logits returned shape {logits.shape} for {n} sequences; "
+            f"expected [{n}, vocab_size]"
+        )
+    if vocab_size is not None and logits.shape[1] != vocab_size:
+        raise ValueError(
+            f"next_token_logits changed the vocabulary size from {vocab_size} to {logits.shape[1]}"
+        )
+    if np.isnan(logits).any() or np.isposinf(logits).any():
+        raise ValueError("next_token_logits returned NaN or +inf logits: check the model weights")
+    return logits
+
+
+def check_some_token_left(scores: np.ndarray, sequences: list[list[int]]) -> None:
+    """Raise if every token of a row was banned (no-repeat-ngram on a tiny vocabulary)."""
+    dead = np.all(np.isneginf(scores), axis=-1)
+    if dead.any():
+        seq = sequences[int(np.argmax(dead))]
+        raise ValueError(
+            f"every token is banned after {seq!r:.60}: lower no_repeat_ngram_size "
+            "or the other filters"
+        )

@@ -1,0 +1,100 @@
+"""Greedy search: at every step take the single most likely next token.
+
+    sequence = prompt
+    repeat max_new_tokens times:
+        logits = model(sequence)                 # scores for every possible next token
+        logits = processors(logits, sequence)    # repetition penalty, no-repeat-ngram
+        token  = argmax(logits)
+        sequence.append(token); stop if token is EOS
+
+Fast and deterministic, and short-sighted: a likely token now can lead into an unlikely
+sentence later, which is what beam search (beam.py) looks further ahead to avoid.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from decoding.common import (
+    NextTokenLogits,
+    as_prompts,
+    ask_model,
+    check_eos,
+    check_positive_int,
+    check_some_token_left,
+    check_vocab,
+)
+from decoding.probs import log_softmax, softmax
+from decoding.processors import Processors
+from decoding.results import Decoded, Hypothesis
+from decoding.trace import Step, Trace, row_step
+
+
+def greedy_search(
+    next_token_logits: NextTokenLogits,
+    prompts: list[int] | list[list[int]],
+    *,
+    max_new_tokens: int,
+    eos_token_id: int | None = None,
+    repetition_penalty: float | None = None,
+    no_repeat_ngram_size: int | None = None,
+    trace: bool = False,
+) -> list[Decoded]:
+    """Extend each prompt by its argmax token until EOS (kept) or `max_new_tokens`.
+
+    `prompts` is one prompt (a list of ids) or a batch of them; all live sequences of a step
+    go to the model in one call. Returns one Decoded per prompt with a single Hypothesis.
+    Equal to HF `generate(do_sample=False, num_beams=1)`, ties going to the lowest token id.
+
+    >>> table = np.log(np.array([[0.1, 0.6, 0.3], [0.5, 0.2, 0.3], [0.2, 0.2, 0.6]]))
+    >>> bigram = lambda seqs: table[[s[-1] for s in seqs]]
+    >>> greedy_search(bigram, [2], max_new_tokens=3, eos_token_id=0)[0].best.ids
+    [2, 2, 2, 2]
+    >>> greedy_search(bigram, [1], max_new_tokens=3, eos_token_id=0)[0].best.new_ids
+    [0]
+    """
+    batch = as_prompts(prompts)
+    max_new_tokens = check_positive_int("max_new_tokens", max_new_tokens)
+    eos = check_eos(eos_token_id)
+    processors = Processors(
+        repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size
+    )
+
+    sequences = [list(p) for p in batch]
+    logprobs = [0.0] * len(batch)  # sum of the model's log-probs of the generated tokens
+    stopped = [""] * len(batch)  # why each prompt stopped ("" while it runs)
+    traces = [Trace("greedy search", p) for p in batch] if trace else None
+    vocab_size = None
+
+    for step in range(1, max_new_tokens + 1):
+        live = [i for i in range(len(batch)) if not stopped[i]]
+        if not live:
+            break
+        live_seqs = [sequences[i] for i in live]
+        logits = ask_model(next_token_logits, live_seqs, vocab_size)
+        if vocab_size is None:
+            vocab_size = logits.shape[1]
+            check_vocab(vocab_size, batch, eos)
+        scores = processors.apply(logits, live_seqs)
+        check_some_token_left(scores, live_seqs)
+        model_logp = log_softmax(logits)
+        tokens = np.argmax(scores, axis=-1)  # the first maximum on ties, as torch.argmax
+
+        for row, i in enumerate(live):
+            token = int(tokens[row])
+            if traces:
+                probs, model_probs = softmax(scores[row]), np.exp(model_logp[row])
+                record = row_step(0, sequences[i], probs, model_probs, [token])
+                traces[i].steps.append(Step(step, [record]))
+            sequences[i].append(token)
+            logprobs[i] += float(model_logp[row, token])
+            if token == eos:
+                stopped[i] = "stopped at EOS"
+
+    results = []
+    for i, prompt in enumerate(batch):
+        hypothesis = Hypothesis(sequences[i], len(prompt), logprobs[i])
+        if traces:
+            traces[i].stop_reason = stopped[i] or "reached max_new_tokens"
+        results.append(Decoded(prompt, [hypothesis], traces[i] if traces else None))
+    return results

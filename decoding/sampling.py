@@ -1,0 +1,149 @@
+"""Sampling: draw each next token at random from the (reshaped) model distribution.
+
+    sequence = prompt
+    repeat max_new_tokens times:
+        logits = model(sequence)
+        logits = processors(logits, sequence)    # repetition penalty, no-repeat-ngram
+        logits = warpers(logits)                 # temperature, top-k, top-p, min-p, typical
+        token  = draw from softmax(logits)
+        sequence.append(token); stop if token is EOS
+
+The randomness comes only from the `np.random.Generator` you pass in, so the same seed gives
+the same text. HF draws with torch.multinomial; we draw with the inverse CDF of NumPy's
+uniform numbers: a different random stream, the same distribution.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from decoding.common import (
+    NextTokenLogits,
+    as_prompts,
+    ask_model,
+    check_eos,
+    check_positive_int,
+    check_some_token_left,
+    check_vocab,
+)
+from decoding.probs import log_softmax, softmax
+from decoding.processors import Processors
+from decoding.results import Decoded, Hypothesis
+from decoding.trace import Step, Trace, cuts_of_row, row_step
+from decoding.warpers import Warpers
+
+
+def draw(probs: np.ndarray, u: float) -> int:
+    """Inverse-CDF draw: the first token whose cumulative probability exceeds u * total.
+
+    u is uniform in [0, 1). A token of probability 0 adds nothing to the running sum, so it
+    can never be the first to exceed it: removed tokens are never drawn.
+
+    >>> draw(np.array([0.25, 0.0, 0.75]), 0.1), draw(np.array([0.25, 0.0, 0.75]), 0.3)
+    (0, 2)
+    """
+    cdf = np.cumsum(probs, dtype=np.float64)
+    token = int(np.searchsorted(cdf, u * cdf[-1], side="right"))
+    # u * total can round up to total itself; then the answer is the last possible token.
+    return min(token, int(np.flatnonzero(probs)[-1]))
+
+
+def sample(
+    next_token_logits: NextTokenLogits,
+    prompts: list[int] | list[list[int]],
+    *,
+    rng: np.random.Generator,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    min_p: float | None = None,
+    typical_p: float | None = None,
+    repetition_penalty: float | None = None,
+    no_repeat_ngram_size: int | None = None,
+    num_return_sequences: int = 1,
+    eos_token_id: int | None = None,
+    trace: bool = False,
+) -> list[Decoded]:
+    """Draw `num_return_sequences` independent continuations of each prompt.
+
+    Each sample stops at EOS (kept) or after `max_new_tokens`. Parameters mean what they mean
+    in HF `generate(do_sample=True)`, but nothing is on by default (HF's config turns on
+    top_k=50). Each step draws one uniform number per live sample from `rng`, prompts in order
+    and samples in order within a prompt, so a seeded run reproduces exactly.
+
+    >>> fixed = lambda seqs: np.tile(np.log([0.1, 0.2, 0.7]), (len(seqs), 1))
+    >>> run = lambda seed: sample(fixed, [0], rng=np.random.default_rng(seed), max_new_tokens=4)
+    >>> run(7)[0].best.new_ids == run(7)[0].best.new_ids
+    True
+    >>> sample(fixed, [0], rng=np.random.default_rng(7), max_new_tokens=4, top_k=1)[0].best.ids
+    [0, 2, 2, 2, 2]
+    """
+    batch = as_prompts(prompts)
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError("rng must be a np.random.Generator, e.g. np.random.default_rng(seed)")
+    max_new_tokens = check_positive_int("max_new_tokens", max_new_tokens)
+    n_samples = check_positive_int("num_return_sequences", num_return_sequences)
+    eos = check_eos(eos_token_id)
+    processors = Processors(
+        repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size
+    )
+    warpers = Warpers(
+        temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p, typical_p=typical_p
+    )
+
+    # One row per (prompt, sample), prompt-major: rows i*n_samples .. (i+1)*n_samples - 1.
+    owner = [i for i in range(len(batch)) for _ in range(n_samples)]
+    sequences = [list(batch[i]) for i in owner]
+    logprobs = [0.0] * len(owner)
+    stopped = [""] * len(owner)
+    traces = [Trace("sampling", p) for p in batch] if trace else None
+    steps: dict[tuple[int, int], Step] = {}  # (prompt, step number) -> its Step, when tracing
+    vocab_size = None
+
+    for step in range(1, max_new_tokens + 1):
+        live = [r for r in range(len(owner)) if not stopped[r]]
+        if not live:
+            break
+        live_seqs = [sequences[r] for r in live]
+        logits = ask_model(next_token_logits, live_seqs, vocab_size)
+        if vocab_size is None:
+            vocab_size = logits.shape[1]
+            check_vocab(vocab_size, batch, eos)
+        scores = processors.apply(logits, live_seqs)
+        check_some_token_left(scores, live_seqs)
+        warped, warp_steps = warpers.apply(scores)
+        probs = softmax(warped)
+        model_logp = log_softmax(logits)
+        uniforms = rng.random(len(live))
+
+        for row, r in enumerate(live):
+            token = draw(probs[row], uniforms[row])
+            if traces:
+                i = owner[r]
+                record = row_step(
+                    r - i * n_samples,
+                    sequences[r],
+                    probs[row],
+                    np.exp(model_logp[row]),
+                    [token],
+                    cuts_of_row(warp_steps, row),
+                )
+                if (i, step) not in steps:
+                    steps[i, step] = Step(step, [])
+                    traces[i].steps.append(steps[i, step])
+                steps[i, step].rows.append(record)
+            sequences[r].append(token)
+            logprobs[r] += float(model_logp[row, token])
+            if token == eos:
+                stopped[r] = "EOS"
+
+    results = []
+    for i, prompt in enumerate(batch):
+        rows = range(i * n_samples, (i + 1) * n_samples)
+        hypotheses = [Hypothesis(sequences[r], len(prompt), logprobs[r]) for r in rows]
+        if traces:
+            at_eos = sum(stopped[r] == "EOS" for r in rows)
+            traces[i].stop_reason = f"{at_eos} of {n_samples} samples stopped at EOS"
+        results.append(Decoded(prompt, hypotheses, traces[i] if traces else None))
+    return results
