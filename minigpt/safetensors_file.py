@@ -64,7 +64,8 @@ def load_arrays(path: str | Path) -> dict[str, np.ndarray]:
     path = Path(path)
     header, start = read_header(path)
     file_size = path.stat().st_size
-    data = np.memmap(path, dtype=np.uint8, mode="r") if file_size > start else np.empty(0, np.uint8)
+    # A plain ndarray view of the mapping: np.memmap as a subclass would tag every result.
+    data = np.memmap(path, dtype=np.uint8, mode="r").view(np.ndarray) if file_size else None
     arrays = {}
     for name, info in header.items():
         begin, end = info["data_offsets"]

@@ -18,7 +18,9 @@ def require_reference():
         import torch
         import transformers
     except ImportError as e:
-        message = f"reference parity test needs torch + transformers ({e}): pip install -e .[reference]"
+        message = (
+            f"reference parity test needs torch + transformers ({e}): pip install -e .[reference]"
+        )
         if os.environ.get("MINIGPT_REQUIRE_REFERENCE") == "1":
             pytest.fail(message)
         pytest.skip(message)
