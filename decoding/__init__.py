@@ -35,3 +35,23 @@ __all__ = [
     "banned_ngram_tokens",
     "Processors",
 ]
+
+# Decoders, their results and traces.
+from decoding.beam import beam_search
+from decoding.greedy import greedy_search
+from decoding.results import Beam, Decoded, Hypothesis
+from decoding.sampling import sample
+from decoding.trace import Trace
+from decoding.tree import TreeSearchResult, exhaustive_tree_search
+
+__all__ += [
+    "greedy_search",
+    "sample",
+    "beam_search",
+    "exhaustive_tree_search",
+    "TreeSearchResult",
+    "Decoded",
+    "Hypothesis",
+    "Beam",
+    "Trace",
+]
