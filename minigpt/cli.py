@@ -28,12 +28,14 @@ from typing import TextIO
 import numpy as np
 
 import minigpt
-from decoding.beam import beam_search
+from decoding.beam import beam_search, check_beam_params
 from decoding.greedy import greedy_search
 from decoding.probs import log_softmax
+from decoding.processors import Processors
 from decoding.results import Hypothesis
 from decoding.sampling import sample
 from decoding.tree import TreeSearchResult, exhaustive_tree_search
+from decoding.warpers import Warpers
 from minigpt.defaults import DEMO_PROMPT, RANDOM_NOTE, default_model_dir, is_random_demo
 from minigpt.errors import MiniGPTError
 from minigpt.render import save_picture, tree_dot
@@ -197,21 +199,30 @@ class Session:
     model_dir: Path
     model: minigpt.GPT2
     tokenizer: object  # minigpt.tokenizer.Tokenizer
+    notes: list[str] = dataclasses.field(default_factory=list)  # for stderr, once input is OK
 
     @property
     def is_random_demo(self) -> bool:
         return is_random_demo(self.model_dir)
 
 
-def open_session(model: str | None, err: TextIO) -> Session:
-    """Load --model, or the default model (saying so on `err` when it is the random one)."""
+def open_session(model: str | None) -> Session:
+    """Load --model, or the default model (with a note when it is the random stand-in)."""
     from minigpt.hub import resolve_model_dir
 
     model_dir = default_model_dir() if model is None else resolve_model_dir(model)
     session = Session(model_dir, minigpt.load(model_dir), minigpt.load_tokenizer(model_dir))
     if session.is_random_demo:
-        print(RANDOM_NOTE.format(path=model_dir), file=err)
+        session.notes.append(RANDOM_NOTE.format(path=model_dir))
     return session
+
+
+def print_notes(session: Session, err: TextIO) -> None:
+    """The notes gathered so far. Printed only once the input is known to be good, so that a
+    bad command still gets exactly one line on stderr."""
+    for note in session.notes:
+        print(note, file=err)
+    session.notes.clear()
 
 
 class StreamingLogits:
@@ -369,7 +380,7 @@ def check_tree_size(branching: int, depth: int) -> None:
         )
 
 
-def build_request(args: argparse.Namespace, session: Session, err: TextIO) -> Request:
+def build_request(args: argparse.Namespace, session: Session) -> Request:
     """Check the options against the strategy and resolve their defaults."""
     check_applicable(args)
     strategy = args.strategy
@@ -377,7 +388,7 @@ def build_request(args: argparse.Namespace, session: Session, err: TextIO) -> Re
         # HF refuses T = 0; its limit T -> 0 is the argmax, so we run greedy and say so.
         if args.num_return_sequences not in (None, 1):
             raise MiniGPTError("--temperature 0 is greedy decoding: it has only one sequence")
-        print("note: --temperature 0 means greedy decoding; running --strategy greedy", file=err)
+        session.notes.append("note: --temperature 0 means greedy decoding; running it")
         strategy = "greedy"
     prompt = read_prompt(args, session)
     default_depth = TREE_DEFAULT_DEPTH if strategy == "tree" else DEFAULT_MAX_NEW_TOKENS
@@ -390,7 +401,9 @@ def build_request(args: argparse.Namespace, session: Session, err: TextIO) -> Re
     if strategy == "sample":
         request.seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
         if args.seed is None:
-            print(f"note: seed {request.seed} (pass --seed {request.seed} to repeat)", file=err)
+            session.notes.append(
+                f"note: seed {request.seed} (pass --seed {request.seed} to repeat)"
+            )
     return request
 
 
@@ -401,21 +414,25 @@ def decoder_options(args: argparse.Namespace, strategy: str) -> dict:
         "repetition_penalty": args.repetition_penalty,
         "no_repeat_ngram_size": args.no_repeat_ngram_size,
     }
+    if strategy in ("greedy", "sample", "beam"):
+        Processors(**processors)  # a bad value fails here, before any note or output
     if strategy == "greedy":
         return processors
     if strategy == "sample":
         warpers = {name: getattr(args, name) for name in WARPERS if getattr(args, name) is not None}
+        Warpers(**warpers)
         return {**processors, **warpers, "num_return_sequences": n}
     beams = args.num_beams if args.num_beams is not None else DEFAULT_NUM_BEAMS[strategy]
     if strategy == "tree":
         return {"branching": beams, "num_return_sequences": n}
-    return {
-        **processors,
+    options = {
         "num_beams": beams,
         "num_return_sequences": n,
         "length_penalty": 1.0 if args.length_penalty is None else args.length_penalty,
         "early_stopping": False if args.early_stopping is None else args.early_stopping,
     }
+    check_beam_params(*options.values())
+    return {**processors, **options}
 
 
 def run_decoder(request: Request, next_token_logits: Callable, want_trace: bool):
@@ -455,8 +472,9 @@ def generate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     check_writable(args.tree, "--tree")
     if args.tree:
         check_picture_path(args.tree)
-    session = open_session(args.model, err)
-    request = build_request(args, session, err)
+    session = open_session(args.model)
+    request = build_request(args, session)
+    print_notes(session, err)
     adapter = minigpt.NextTokenLogits(session.model)
     want_trace = bool(args.trace or args.tree)
     stream = None
@@ -572,8 +590,9 @@ def score_tokens(session: Session, text: str) -> dict:
 
 def score(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """`minigpt score`: a table of tokens and log-probs, then the perplexity."""
-    session = open_session(args.model, err)
+    session = open_session(args.model)
     result = score_tokens(session, args.text)
+    print_notes(session, err)
     if args.json:
         print(json.dumps(jsonable(result), ensure_ascii=False), file=out)
         return 0
@@ -598,7 +617,8 @@ def score(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """`minigpt demo`: one prompt through every strategy, with the command that repeats each."""
-    session = open_session(args.model, err)
+    session = open_session(args.model)
+    print_notes(session, err)
     prompt = session.tokenizer.encode(DEMO_PROMPT)
     eos = session.model.config.eos_token_id
     config = session.model.config
