@@ -34,6 +34,7 @@ from decoding.common import (
     check_eos,
     check_positive_int,
     check_vocab,
+    largest,
 )
 from decoding.probs import log_softmax
 from decoding.processors import Processors
@@ -115,14 +116,7 @@ def top_candidates(beams: list[Beam], scores: np.ndarray, n: int) -> list[tuple[
     """
     running = np.array([b.score for b in beams], dtype=np.float32)
     totals = (running[:, None] + scores).ravel()  # float32, as HF accumulates
-    n = min(n, int(np.sum(totals > -np.inf)))
-    if n == 0:
-        return []
-    # Everything >= the n-th largest value, then a stable sort of that short list: the same
-    # order as a full stable argsort, without sorting K * V numbers.
-    nth_largest = np.partition(totals, totals.size - n)[totals.size - n]
-    best = np.flatnonzero(totals >= nth_largest)
-    best = best[np.argsort(-totals[best], kind="stable")][:n]
+    best = largest(totals, min(n, int(np.sum(totals > -np.inf))))
     vocab_size = scores.shape[1]
     return [(int(i // vocab_size), int(i % vocab_size), float(totals[i])) for i in best]
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from decoding.common import largest
 from decoding.results import Beam, Hypothesis
 
 TOP_N = 20  # candidates recorded per row: enough for a bar chart, small enough to print
@@ -127,7 +128,7 @@ def row_step(
     cuts: list[Cut] | None = None,
 ) -> RowStep:
     """Record one row: its TOP_N tokens by `probs` (ties by token id), plus the chosen ones."""
-    tokens = np.argsort(-probs, kind="stable")[:TOP_N].tolist()
+    tokens = largest(probs, TOP_N).tolist()
     tokens += [t for t in chosen if t not in tokens]
     candidates = [TokenProb(t, float(probs[t]), float(model_probs[t])) for t in tokens]
     return RowStep(index, list(sequence), candidates, list(chosen), cuts or [])

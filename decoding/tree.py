@@ -28,6 +28,7 @@ from decoding.common import (
     check_eos,
     check_positive_int,
     check_vocab,
+    largest,
 )
 from decoding.probs import log_softmax
 from decoding.results import Hypothesis
@@ -123,7 +124,7 @@ def exhaustive_tree_search(
         next_frontier = []
         for row, parent_index in enumerate(frontier):
             parent = nodes[parent_index]
-            for token in np.argsort(-logp[row], kind="stable")[:branching].tolist():
+            for token in largest(logp[row], branching).tolist():
                 ids = parent.ids + [token]
                 logprob = parent.logprob + float(logp[row, token])
                 child = TreeNode(
