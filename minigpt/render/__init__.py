@@ -14,7 +14,7 @@ Pictures never come from inside a decoder: run it with `trace=True`, then draw t
 >>> import numpy as np
 >>> table = np.log(np.array([[0.1, 0.6, 0.3], [0.5, 0.2, 0.3], [0.2, 0.2, 0.6]]))
 >>> tree = exhaustive_tree_search(lambda seqs: table[[s[-1] for s in seqs]], [1], depth=2)
->>> tree_dot(tree, label=str).count("->")  # one edge per node but the root
+>>> tree_dot(tree).count(" -> ")  # one edge into every node but the root (the prompt)
 6
 """
 
