@@ -176,8 +176,9 @@ def advance(
         ids = parent.ids + [token]
         logprob = parent.logprob + float(model_logp[b, token])
         if token == rules.eos_token_id or step == rules.max_new_tokens:
-            # Only the first K candidates may finish: the others were kept as spares for
-            # the live beams, and HF never lets a spare become a hypothesis.
+            # At the last step every candidate finishes, EOS or not. Only the first K may:
+            # the others were kept as spares for the live beams, and HF never lets a spare
+            # become a hypothesis.
             if rank < k:
                 score = length_penalised(total, step, rules.length_penalty)
                 offered.append((rank, Hypothesis(ids, len(state.prompt), logprob, score)))
@@ -200,7 +201,15 @@ def advance(
     state.stop_reason = why_stop(state, step, rules)
 
 
-def record_step(state, scores, model_logp, candidates, fates, live, step) -> None:
+def record_step(
+    state: BeamState,
+    scores: np.ndarray,
+    model_logp: np.ndarray,
+    candidates: list[tuple[int, int, float]],
+    fates: list[str],
+    live: list[Beam],
+    step: int,
+) -> None:
     """Append this step to the trace: one row per beam, the 2K candidates, beams and pool."""
     rows = []
     for b, beam in enumerate(state.beams):
@@ -249,6 +258,9 @@ def beam_search(
     processors = Processors(
         repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size
     )
+    # The search starts from ONE live beam, the prompt. (HF starts from K copies of it, all but
+    # the first scored -1e9 so they never win; they only differ from us when the vocabulary is
+    # too small to fill 2K candidates, and then they return as placeholder hypotheses.)
     states = [
         BeamState(
             p, [Beam(list(p), 0.0, 0.0)], [], trace=Trace("beam search", p) if trace else None
