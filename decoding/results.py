@@ -23,8 +23,9 @@ class Hypothesis:
     prompt_length: how many of `ids` are the prompt; `new_ids` are the rest.
     logprob:       sum of the MODEL's log-probabilities of the generated tokens: log_softmax of
                    the raw logits, before any processor or warper. Comparable across decoders.
-    score:         beam search only: the sum of (processed) log-probs divided by
-                   generated_length ** length_penalty, the number beams are ranked by.
+    score:         beam search: the sum of (processed) log-probs divided by
+                   generated_length ** length_penalty, the number beams are ranked by (HF's
+                   `sequences_scores`). The tree search's best leaf: the seed post's score.
                    None for greedy search and sampling.
     """
 
