@@ -32,11 +32,11 @@ def bars_dot(
 def bars_graph(
     result: Trace | Decoded, decode: Decode = ids_as_text, *, top: int = 10, max_steps: int = 8
 ) -> Graph:
-    """One table node per (step, row); invisible edges line up each row's steps left to right."""
+    """One table node per (step, row); invisible edges stack each row's steps top to bottom."""
     trace = result.trace if isinstance(result, Decoded) else result
     if not isinstance(trace, Trace):
         raise ValueError("no trace to draw: run the decoder with trace=True")
-    graph = Graph(f"{trace.decoder} probabilities", attrs={"rankdir": "LR", "nodesep": "0.3"})
+    graph = Graph(f"{trace.decoder} probabilities", attrs={"rankdir": "TB", "ranksep": "0.2"})
     graph.node_defaults = {"shape": "plaintext", "fontname": "Helvetica"}
     chains: dict[int, list[Node]] = {}  # row index -> its tables, step by step
     for step in trace.steps[:max_steps]:
@@ -45,7 +45,7 @@ def bars_graph(
             chains.setdefault(row.index, []).append(
                 Node(f"s{step.number}r{row.index}", label, html=True)
             )
-    for index in sorted(chains):  # row 0's tables first, so they are drawn on top
+    for index in sorted(chains):  # row 0 first, so it is drawn leftmost
         nodes = chains[index]
         graph.nodes += nodes
         graph.edges += [Edge(a.id, b.id, {"style": "invis"}) for a, b in zip(nodes, nodes[1:])]
