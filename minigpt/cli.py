@@ -13,6 +13,7 @@ line on stderr and exit status 1 (2 for a malformed command line), never a trace
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
@@ -398,6 +399,9 @@ def build_request(args: argparse.Namespace, session: Session) -> Request:
     request.options = decoder_options(args, strategy)
     if strategy == "tree":
         check_tree_size(request.options["branching"], max_new_tokens)
+        leaves = request.options["branching"] ** max_new_tokens
+        if request.options["num_return_sequences"] > leaves:
+            raise MiniGPTError(f"--num-return-sequences must be at most the tree's {leaves} leaves")
     if strategy == "sample":
         request.seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
         if args.seed is None:
@@ -409,7 +413,7 @@ def build_request(args: argparse.Namespace, session: Session) -> Request:
 
 def decoder_options(args: argparse.Namespace, strategy: str) -> dict:
     """The keyword arguments the chosen decoder takes, from the options given."""
-    n = args.num_return_sequences if args.num_return_sequences is not None else 1
+    n = at_least_one("--num-return-sequences", args.num_return_sequences)
     processors = {
         "repetition_penalty": args.repetition_penalty,
         "no_repeat_ngram_size": args.no_repeat_ngram_size,
@@ -422,7 +426,7 @@ def decoder_options(args: argparse.Namespace, strategy: str) -> dict:
         warpers = {name: getattr(args, name) for name in WARPERS if getattr(args, name) is not None}
         Warpers(**warpers)
         return {**processors, **warpers, "num_return_sequences": n}
-    beams = args.num_beams if args.num_beams is not None else DEFAULT_NUM_BEAMS[strategy]
+    beams = at_least_one("--num-beams", args.num_beams, DEFAULT_NUM_BEAMS[strategy])
     if strategy == "tree":
         return {"branching": beams, "num_return_sequences": n}
     options = {
@@ -433,6 +437,15 @@ def decoder_options(args: argparse.Namespace, strategy: str) -> dict:
     }
     check_beam_params(*options.values())
     return {**processors, **options}
+
+
+def at_least_one(flag: str, value: int | None, default: int = 1) -> int:
+    """A count option (default if not given); 0 or less is a one-line error."""
+    if value is None:
+        return default
+    if value < 1:
+        raise MiniGPTError(f"{flag} must be at least 1, got {value}")
+    return value
 
 
 def run_decoder(request: Request, next_token_logits: Callable, want_trace: bool):
@@ -694,6 +707,9 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args, sys.stdout, sys.stderr)
     except (MiniGPTError, ValueError) as e:
         print(f"minigpt: error: {one_line(e)}", file=sys.stderr)
+    except BrokenPipeError:  # the reader went away (`minigpt generate ... | head`): fine
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     except OSError as e:
         where = f": {e.filename}" if e.filename else ""
         print(f"minigpt: error: {one_line(e.strerror or e)}{where}", file=sys.stderr)

@@ -122,6 +122,8 @@ BAD_INPUT = {
     "more sequences than beams": [*G, BEAM, "--num-beams", "2", "--num-return-sequences", "3"],
     "more sequences than leaves": [*G, TREE, "--max-new-tokens=2", "--num-return-sequences=5"],
     "zero beams": [*G, BEAM, "--num-beams", "0"],
+    "zero tree children": [*G, TREE, "--num-beams", "0"],
+    "zero samples": [*G, SAMPLE, "--num-return-sequences", "0"],
     "tree too big": [*G, TREE, "--num-beams", "9", "--max-new-tokens", "9"],
     "unwritable tree": [*G, "--tree", "/no/such/dir/tree.svg"],
     "trace is a directory": [*G, "--trace", "."],
@@ -296,3 +298,13 @@ def test_demo_says_when_its_model_is_random(capsys, no_bundled_model):
 def test_generate_without_model_uses_the_default_and_warns_if_random(capsys, no_bundled_model):
     status, out, err = main(capsys, "generate", PROMPT, "--max-new-tokens", "3")
     assert status == 0 and out.startswith(PROMPT) and "RANDOM" in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--max-new-tokens", "1000"], ["--strategy", "sample", "--num-return-sequences", "0"],
+     ["--strategy", "tree", "--num-return-sequences", "99"]],
+)  # fmt: skip
+def test_the_random_model_note_never_makes_an_error_two_lines(capsys, no_bundled_model, argv):
+    status, _, err = main(capsys, "generate", PROMPT, *argv)
+    assert status == 1 and len(err.strip().splitlines()) == 1 and "RANDOM" not in err
