@@ -20,6 +20,7 @@ import math
 import os
 import secrets
 import shlex
+import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -81,7 +82,16 @@ MODEL_EOS = ModelEOS()
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a bad command line gets one line on stderr, not usage + message."""
+    """argparse, but a bad command line gets one line on stderr, not usage + message, and
+    each option's help stays on one line (at least 110 columns, help from column 30)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        width = max(shutil.get_terminal_size().columns, 110)
+        kwargs.setdefault(
+            "formatter_class",
+            lambda prog: argparse.HelpFormatter(prog, max_help_position=30, width=width),
+        )
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
@@ -152,9 +162,9 @@ GENERATE_OPTIONS = [
     ("--length-penalty", {"type": float, "metavar": "X"},
      "beam: rank by sum of log-probs / length**X (default 1.0; > 0 favours long)"),
     ("--early-stopping", {"type": early_stopping_arg, "metavar": "{true,false,never}"},
-     "beam: stop at K finished (true), at HF's bound (false, default), exactly (never)"),
+     "beam: stop at K finished (true), at HF's bound (false, default), exact (never)"),
     ("--num-return-sequences", {"type": int, "metavar": "N"},
-     "beam: the N best hypotheses; sample: N independent samples; tree: the N best leaves"),
+     "beam: N best hypotheses; sample: N independent samples; tree: N best leaves"),
     ("--eos-token-id", {"type": eos_arg, "metavar": "ID|none", "default": MODEL_EOS},
      "stop once this token is generated; none = never (default: the model's EOS)"),
     ("--temperature", {"type": float, "metavar": "T"},

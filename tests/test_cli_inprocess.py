@@ -64,7 +64,7 @@ def test_every_generate_option_has_one_line_of_help():
         if action.dest == "help":
             continue
         assert action.help and "\n" not in action.help, action.dest
-        assert len(action.help) <= 90, f"{action.dest}: help too long for one terminal line"
+        assert len(action.help) <= 80, f"{action.dest}: help too long for one line"
 
 
 def test_prompt_ids_parse_only_comma_separated_ids():
