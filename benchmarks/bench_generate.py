@@ -84,18 +84,36 @@ from decoding import beam_search, greedy_search, sample  # noqa: E402
 # ----------------------------------------------------------------------------- timing
 
 
-def timed(run, repeats: int, warmup=None) -> dict:
-    """Run `warmup` (or `run`) once untimed, then time `run` `repeats` times.
-
-    Returns {"best": s, "median": s, "runs": [s, ...], "result": what the last run returned}.
-    """
-    (warmup or run)()
-    runs, result = [], None
+def timed(run, repeats: int) -> float:
+    """The best of `repeats` timed calls of `run()`."""
+    runs = []
     for _ in range(repeats):
         start = time.perf_counter()
-        result = run()
+        run()
         runs.append(time.perf_counter() - start)
-    return {"best": min(runs), "median": statistics.median(runs), "runs": runs, "result": result}
+    return min(runs)
+
+
+def race(contestants: dict, repeats: int) -> dict:
+    """Warm each contestant up once, then time them in turns for `repeats` rounds.
+
+    contestants: {name: (run, warmup)}. Taking turns keeps the ratios fair on a shared machine:
+    a burst of someone else's work lands on both sides, not on one. Returns per name
+    {"best": s, "median": s, "runs": [s, ...], "results": what each run returned}.
+    """
+    for _, warmup in contestants.values():
+        warmup()
+    runs = {name: [] for name in contestants}
+    results = {name: [] for name in contestants}
+    for _ in range(repeats):
+        for name, (run, _) in contestants.items():
+            start = time.perf_counter()
+            results[name].append(run())
+            runs[name].append(time.perf_counter() - start)
+    return {
+        name: {"best": min(r), "median": statistics.median(r), "runs": r, "results": results[name]}
+        for name, r in runs.items()
+    }
 
 
 _STARTED = time.perf_counter()
@@ -185,11 +203,12 @@ def weight_matrices(params) -> list[np.ndarray]:
     return mats
 
 
-def bandwidth_bound(params, repeats: int = 10) -> dict:
+def matmul_pass(params):
     """One token's matrix products over every weight (no attention, layer norm, bias, Python).
 
-    The inputs are constant and the outputs thrown away: only the weights' bytes matter. Each
-    weight is read from memory once, so this is the floor under a decoding step's time.
+    Returns a function doing one such pass. Inputs are constant and outputs thrown away: only
+    the weights' bytes matter. Each weight is read from memory once, so the time of a pass is
+    the floor under a decoding step's: the bandwidth bound.
     """
     mats = weight_matrices(params)
     x = {n: np.full((1, n), 0.01, np.float32) for n in {w.shape[0] for w in mats}}  # x[1, in]
@@ -199,50 +218,25 @@ def bandwidth_bound(params, repeats: int = 10) -> dict:
             x[w.shape[0]] @ w  # [1, in] @ [in, out]
         x[params.lm_head.shape[1]] @ params.lm_head.T  # [1, C] @ [C, V], as the model does
 
-    t = timed(one_pass, max(repeats, 10))
-    weight_bytes = sum(w.nbytes for w in mats) + params.lm_head.nbytes
-    return {
-        "s": t["best"],
-        "weight_bytes": weight_bytes,
-        "gb_per_s": weight_bytes / t["best"] / 1e9,
-    }
+    return one_pass
 
 
-def measure_minigpt(model, args, prompts: dict) -> dict:
-    """Every minigpt figure except load time and memory (those run in a fresh process)."""
-    n, r = args.new_tokens, args.repeats
-    one = prompts["one"]
-    progress("minigpt greedy")
-    greedy = timed(lambda: our_greedy(model, one, n), r, lambda: our_greedy(model, one, 2))
-    progress("minigpt beam search")
-    beam = timed(
-        lambda: our_beam(model, one, args.num_beams, args.beam_new_tokens),
-        r,
-        lambda: our_beam(model, one, args.num_beams, 2),
-    )
-    batch = prompts["batch"]
-    progress("minigpt batched sampling")
-    sampling = timed(
-        lambda: our_sampling(model, batch, n), r, lambda: our_sampling(model, batch, 2)
-    )
-    progress("minigpt prefill")
-    prefill = timed(lambda: our_prefill(model, prompts["long"]), r)
-    progress("minigpt uncached reference path (once)")
-    uncached = timed(lambda: our_uncached_greedy(model, one, n), 1, lambda: None)  # slow: once
+def weight_bytes(params) -> int:
+    return sum(w.nbytes for w in weight_matrices(params)) + params.lm_head.nbytes
+
+
+def minigpt_runs(model, args, prompts: dict) -> dict:
+    """{figure: (run, warmup)} for minigpt; the warm-ups are short runs of the same path."""
+    one, batch, beams = prompts["one"], prompts["batch"], args.num_beams
+    n, beam_n = args.new_tokens, args.beam_new_tokens
     return {
-        "greedy_tok_s": n / greedy["best"],
-        "greedy_s": greedy["best"],
-        "greedy_median_s": greedy["median"],
-        "beam_steps_s": args.beam_new_tokens / beam["best"],
-        "sampling_tok_s": len(batch) * n / sampling["best"],
-        "prefill_tok_s": len(prompts["long"]) / prefill["best"],
-        "uncached_tok_s": n / uncached["best"],
-        "cached_speedup": uncached["best"] / greedy["best"],
-        "greedy_ids": greedy["result"],
-        "checks": {
-            "cached_equals_uncached": greedy["result"] == uncached["result"],
-            "beam_ran_all_steps": len(beam["result"]) == args.beam_new_tokens,
-        },
+        "greedy": (lambda: our_greedy(model, one, n), lambda: our_greedy(model, one, 2)),
+        "beam": (
+            lambda: our_beam(model, one, beams, beam_n),
+            lambda: our_beam(model, one, beams, 2),
+        ),
+        "sampling": (lambda: our_sampling(model, batch, n), lambda: our_sampling(model, batch, 2)),
+        "prefill": (lambda: our_prefill(model, prompts["long"]),) * 2,
     }
 
 
@@ -294,39 +288,92 @@ def hf_prefill(hf, prompt: list[int]):
         return hf(torch.tensor([prompt]), use_cache=True, logits_to_keep=1).logits
 
 
-def measure_hf(hf, args, prompts: dict) -> dict:
-    """The same figures as measure_minigpt, through HF generate."""
-    import torch
-
-    torch.manual_seed(0)
-    n, r, one = args.new_tokens, args.repeats, [prompts["one"]]
+def hf_runs(hf, args, prompts: dict) -> dict:
+    """{figure: (run, warmup)} for HF generate, the same workloads as minigpt_runs."""
+    one, batch, beams = [prompts["one"]], prompts["batch"], args.num_beams
+    n, beam_n = args.new_tokens, args.beam_new_tokens
 
     def greedy(k):
-        return hf_generate(hf, one, k, do_sample=False)
+        return hf_generate(hf, one, k, do_sample=False)[0]
 
     def beam(k):
-        return hf_generate(hf, one, k, do_sample=False, num_beams=args.num_beams)
+        return hf_generate(hf, one, k, do_sample=False, num_beams=beams)[0]
 
     def sampling(k):
-        return hf_generate(hf, prompts["batch"], k, do_sample=True, top_k=50, top_p=1.0)
+        return hf_generate(hf, batch, k, do_sample=True, top_k=50, top_p=1.0)
 
-    progress("HF greedy")
-    g = timed(lambda: greedy(n), r, lambda: greedy(2))
-    progress("HF beam search")
-    b = timed(lambda: beam(args.beam_new_tokens), r, lambda: beam(2))
-    progress("HF batched sampling")
-    s = timed(lambda: sampling(n), r, lambda: sampling(2))
-    progress("HF prefill")
-    prefill = timed(lambda: hf_prefill(hf, prompts["long"]), r)
     return {
-        "greedy_tok_s": n / g["best"],
-        "greedy_s": g["best"],
-        "greedy_median_s": g["median"],
-        "beam_steps_s": args.beam_new_tokens / b["best"],
-        "sampling_tok_s": len(prompts["batch"]) * n / s["best"],
-        "prefill_tok_s": len(prompts["long"]) / prefill["best"],
-        "greedy_ids": g["result"][0],
+        "greedy": (lambda: greedy(n), lambda: greedy(2)),
+        "beam": (lambda: beam(beam_n), lambda: beam(2)),
+        "sampling": (lambda: sampling(n), lambda: sampling(2)),
+        "prefill": (lambda: hf_prefill(hf, prompts["long"]),) * 2,
     }
+
+
+def measure(model, hf, args, prompts: dict) -> dict:
+    """Race minigpt against HF (when loaded) figure by figure; the bound races with greedy.
+
+    Returns {"minigpt": {...}, "hf": {...} or None, "bound": {...}, "checks": {...}}.
+    """
+    ours = minigpt_runs(model, args, prompts)
+    theirs = hf_runs(hf, args, prompts) if hf else {}
+    one_pass = matmul_pass(model.params)
+    timings = {}
+    for figure in ours:
+        progress(f"{figure}: minigpt" + (" and HF, in turns" if hf else ""))
+        contestants = {"minigpt": ours[figure], **({"hf": theirs[figure]} if hf else {})}
+        if figure == "greedy":  # a best-of-10 pass per round, next to the runs it bounds
+            contestants["bound"] = (lambda: timed(one_pass, 10), one_pass)
+        timings[figure] = race(contestants, args.repeats)
+    progress("minigpt uncached reference path (once: it is slow)")
+    one, n = prompts["one"], args.new_tokens
+    timings["uncached"] = race(
+        {"minigpt": (lambda: our_uncached_greedy(model, one, n), lambda: None)}, 1
+    )
+    units = {
+        "greedy": n,
+        "beam": args.beam_new_tokens,
+        "sampling": len(prompts["batch"]) * n,
+        "prefill": len(prompts["long"]),
+        "uncached": n,
+    }
+    return summarize(timings, units, weight_bytes(model.params), with_hf=bool(hf))
+
+
+# The JSON name of each figure: runs per second in the unit that figure counts.
+KEYS = {
+    "greedy": "greedy_tok_s",
+    "beam": "beam_steps_s",
+    "sampling": "sampling_tok_s",
+    "prefill": "prefill_tok_s",
+    "uncached": "uncached_tok_s",
+}
+
+
+def summarize(timings: dict, units: dict, bytes_read: int, with_hf: bool) -> dict:
+    """Times of the races -> throughputs, the bound, and the checks that both sides agreed."""
+
+    def figures(side: str) -> dict:
+        out = {KEYS[f]: units[f] / timings[f][side]["best"] for f in timings if side in timings[f]}
+        out["greedy_s"] = timings["greedy"][side]["best"]
+        out["greedy_median_s"] = timings["greedy"][side]["median"]
+        return out
+
+    def last(figure: str, side: str = "minigpt"):
+        return timings[figure][side]["results"][-1]
+
+    bound_s = min(timings["greedy"]["bound"]["results"])  # each result: a best-of-10 pass
+    bound = {"s": bound_s, "weight_bytes": bytes_read, "gb_per_s": bytes_read / bound_s / 1e9}
+    checks = {
+        "cached_equals_uncached": last("greedy") == last("uncached"),
+        "beam_ran_all_steps": len(last("beam")) == units["beam"],
+    }
+    if with_hf:
+        checks["greedy_equals_hf"] = last("greedy") == last("greedy", "hf")
+    ours = figures("minigpt")
+    ours["cached_speedup"] = timings["uncached"]["minigpt"]["best"] / ours["greedy_s"]
+    theirs = figures("hf") if with_hf else None
+    return {"minigpt": ours, "hf": theirs, "bound": bound, "checks": checks}
 
 
 # ----------------------------------------------------------------------------- memory, load time
@@ -457,7 +504,7 @@ def print_profile(profiles: dict) -> None:
 
 def targets(ours: dict, hf: dict | None, bound: dict, file_bytes: int) -> list[dict]:
     """The issue's targets, each with its measured value, limit and verdict (None: no HF)."""
-    per_token = ours["greedy_s"] / ours["greedy_n"]
+    per_token = 1.0 / ours["greedy_tok_s"]
     rss_limit = 1.1 * file_bytes + 100 * MB
 
     def row(name, value, op, limit):
@@ -608,35 +655,29 @@ def main(args) -> dict:
         "batch": random_prompts(args.batch, args.prompt_tokens, vocab, seed=2),
         "long": random_prompts(1, args.prefill_tokens, vocab, seed=3)[0],
     }
-    progress("bandwidth bound")
-    bound = bandwidth_bound(model.params)
-    ours = measure_minigpt(model, args, prompts)
-    ours.update(measure_in_child("minigpt", args))
-    ours["greedy_n"] = args.new_tokens
+    hf = None
+    if not args.no_hf and hf_available():
+        progress("loading HF transformers")
+        hf = load_hf(args.checkpoint, args.threads)
+    measured = measure(model, hf, args, prompts)
+    ours, theirs, bound = measured["minigpt"], measured["hf"], measured["bound"]
     profile = None
     if args.profile:
         progress("profile of greedy, beam search and batched sampling")
         profile = profile_decoders(model, args, prompts)
-    hf = None
-    if not args.no_hf and hf_available():
-        progress("loading HF transformers")
-        hf_model = load_hf(args.checkpoint, args.threads)
-        hf = measure_hf(hf_model, args, prompts)
-        del hf_model
-        hf.update(measure_in_child("hf", args))
-    checks = dict(ours.pop("checks"))
-    if hf:
-        checks["greedy_equals_hf"] = ours.pop("greedy_ids") == hf.pop("greedy_ids")
-    ours.pop("greedy_ids", None)
-    for side in filter(None, (ours, hf)):
+    del hf  # free its memory before the children run
+    ours.update(measure_in_child("minigpt", args))
+    if theirs:
+        theirs.update(measure_in_child("hf", args))
+    for side in filter(None, (ours, theirs)):
         side["peak_rss_mb"] = side["peak_rss_bytes"] / MB
     results = {
         "settings": settings(args, model, file_bytes),
         "minigpt": ours,
-        "hf": hf,
+        "hf": theirs,
         "bound": bound,
-        "targets": targets(ours, hf, bound, file_bytes),
-        "checks": checks,
+        "targets": targets(ours, theirs, bound, file_bytes),
+        "checks": measured["checks"],
         "profile": profile,
     }
     results["elapsed_s"] = time.perf_counter() - started
