@@ -271,58 +271,66 @@ def samples(model: GPT2LMHeadModel, tok: Tokenizer, prompt: str) -> dict[str, st
 # Model card.
 # ---------------------------------------------------------------------------------------------
 def model_card(args, stats: dict, out: Path, n_params: int, n_tokens: int, texts) -> str:
+    """MODEL_CARD.md: what the model is, what it was trained on, and how to rebuild it."""
     sizes = {p.name: p.stat().st_size for p in sorted(out.iterdir()) if p.name != "MODEL_CARD.md"}
     step, tr, va = stats["history"][-1]
-    command = "python weights/scripts/train_tiny.py " + " ".join(stats["argv"])
+    command = " ".join(["python weights/scripts/train_tiny.py", *stats["argv"]])
     rows = "\n".join(f"| {s} | {t:.3f} | {v:.3f} |" for s, t, v in stats["history"])
     files = "\n".join(f"- `{n}`: {b:,} bytes" for n, b in sizes.items())
-    shown = "\n\n".join(f"**{name}**\n\n```text\n{text}\n```" for name, text in texts.items())
+    shown = "\n\n".join(f"**{k}**\n\n```text\n{v.strip()}\n```" for k, v in texts.items())
+    shape = f"{args.layers} layers, {args.heads} heads, n_embd {args.embd}"
     return f"""# minigpt-tiny
 
-The default model of minigpt: what `make demo` and `minigpt` without `--model` run on, with
-no network. A GPT-2 in miniature ({args.layers} layers, {args.heads} heads, n_embd
-{args.embd}, {args.context} positions, a {stats["vocab"]}-token byte-level BPE), trained from
-scratch by `weights/scripts/train_tiny.py`. It writes simple children's stories, nothing else;
-it exists so that greedy search, beam search and sampling have a real model to disagree on.
+The default model of minigpt: what `make demo` and `minigpt` without `--model` run on, with no
+network. A GPT-2 in miniature ({shape}, {args.context} positions, a {stats["vocab"]}-token
+byte-level BPE), trained from scratch by `weights/scripts/train_tiny.py`. It writes simple
+children's stories and nothing else; it exists so that greedy search, beam search and sampling
+have a real model to disagree on.
 
 ## Corpus and licence
 
 Generated, not downloaded: `weights/scripts/make_corpus.py` expands a probabilistic grammar of
 children's stories (a hero, a friend, a grown-up, a place, an object; eleven plots such as a
-lost toy, sharing a snack, a fear overcome, a seed that grows; dialogue with matching speech
-verbs; optional details). {args.stories:,} stories, seed {args.seed},
-{stats["chars"]:,} characters, {n_tokens:,} tokens; the last 2% of the stories are held out
-for validation. The text is written by this project's own code, so it carries the project's
-licence (MIT) and no third-party rights; the weights likewise.
+lost toy, sharing a snack, a fear overcome, a seed that grows; dialogue whose speech verbs fit
+the words; optional details). {args.stories:,} stories from seed {args.seed}: {stats["chars"]:,}
+characters, {n_tokens:,} tokens; the last 2% of the stories are held out for validation.
+
+The text is written by this project's own code, so it carries the project's licence (MIT) and
+no third-party rights; so do the weights. Nothing is downloaded, so the model can be rebuilt on
+any machine with torch and transformers.
 
 Because the corpus comes from a grammar, the model has learned that grammar: expect fluent,
-repetitive, small-vocabulary stories, and unknown words outside it.
+repetitive, small-vocabulary stories, and odd continuations of prompts unlike them.
 
 ## Size
 
 - {n_params:,} parameters (the output head is tied to `wte`, as in GPT-2), stored as float32.
 {files}
 
-Files follow the published Hugging Face GPT-2 layout: `config.json` with the GPT-2 fields,
-`model.safetensors` named `wte.weight`, `wpe.weight`, `h.N.ln_1.weight`,
-`h.N.attn.c_attn.weight` ([in, out], Conv1D), ..., `ln_f.bias`, and `tokenizer.json`
-(`<|endoftext|>` is id {stats["eos"]}, used as both BOS and EOS).
+The files follow the published Hugging Face GPT-2 layout: `config.json` with the GPT-2 fields;
+`model.safetensors` with `wte.weight`, `wpe.weight`, `h.N.ln_1.weight`,
+`h.N.attn.c_attn.weight` ([in, out], Conv1D), ..., `ln_f.bias`, no `transformer.` prefix and
+no `lm_head.weight`; and `tokenizer.json` (`<|endoftext|>` is id {stats["eos"]}, both BOS and
+EOS, and ends every training story).
 
 ## Training
 
-- Hardware: {stats["hardware"]}; torch {torch.__version__}, torch threads: {args.threads}.
-- Training time: {stats["seconds"] / 60:.1f} minutes for {args.steps} steps of {args.batch} x
-  {args.context} tokens ({args.steps * args.batch * args.context:,} tokens seen).
+- Hardware: {stats["hardware"]}; torch {torch.__version__}, {args.threads} torch thread(s).
+- Training time: {stats["seconds"] / 60:.1f} minutes for {args.steps} steps of {args.batch} windows
+  of {args.context} tokens ({args.steps * args.batch * args.context:,} tokens seen), plus about a
+  minute to write the corpus, train the tokenizer and save.
 - AdamW (betas 0.9/0.95, weight decay 0.1 on matrices), peak learning rate {args.lr},
   {args.warmup} warm-up steps, cosine decay to a tenth, gradient clipping at 1.0, no dropout.
-- Final loss (mean next-token cross-entropy, nats, 8 fixed batches): train **{tr:.3f}**,
-  validation **{va:.3f}** at step {step}.
+- Final loss (mean next-token cross-entropy in nats, 8 fixed batches of each split): train
+  **{tr:.3f}**, validation **{va:.3f}** at step {step}. Train and validation agree because both
+  come from the same grammar: there is nothing to memorise beyond it.
 
 | step | train loss | validation loss |
 | ---: | ---: | ---: |
 {rows}
 
-Rebuild (about the same time on 2 CPU cores; needs `pip install -e .[reference]`):
+Rebuild (writes weights/corpus/, git-ignored, and this folder; needs
+`pip install -e .[reference]`):
 
 ```sh
 {command}
@@ -330,9 +338,9 @@ Rebuild (about the same time on 2 CPU cores; needs `pip install -e .[reference]`
 
 ## Sample outputs
 
-Prompt: `{PROMPT}`, up to 80 new tokens, produced by transformers' `generate` at the end of
-training (minigpt's greedy and beam search reproduce the first two exactly; its sampler draws
-from its own random generator, so its samples differ).
+Prompt `{PROMPT}`, at most 80 new tokens, from transformers' `generate` at the end of training.
+minigpt's greedy and beam search give the same tokens; its sampler draws from its own random
+generator, so its samples differ from these.
 
 {shown}
 """
