@@ -34,14 +34,19 @@ from decoding import (
     top_p_filter,
 )
 from minigpt import cli
-from minigpt.defaults import DEMO_PROMPT, default_model_dir, is_random_demo
+from minigpt.defaults import default_model_dir, is_random_demo
 from minigpt.render import bars_dot, dot_available, save_picture, tree_dot
 from minigpt.render.dot import show_token
 
 DOCS = Path(__file__).resolve().parent
 DOC = DOCS / "walkthrough.md"
 IMG = DOCS / "img"
-PROMPT = DEMO_PROMPT
+# The seed post's prompt. On the bundled model it happens to show greedy search and beam
+# search parting ways within 5 tokens, which is the point of section 2.
+PROMPT = "I have a dream"
+# A context after which the bundled model hesitates between many words (names, adjectives), so
+# that a nucleus holds enough tokens to show the post's sampler scrambling their weights.
+HESITANT_PROMPT = "Once upon a time, there was a"
 NEW_TOKENS = 5  # the seed post generates 5 tokens with every strategy
 SEEDS = (0, 1, 2)
 BLOCK = re.compile(
@@ -165,6 +170,8 @@ def block_beam_vs_tree(ctx: Context, pictures) -> str:
     tree_argv = ("generate", PROMPT, "--strategy", "tree", "--num-beams", "2",
                  "--max-new-tokens", str(NEW_TOKENS))  # fmt: skip
     b, t = beam.best, tree.best
+    g = greedy_search(ctx.logits(), ctx.prompt, max_new_tokens=NEW_TOKENS, eos_token_id=eos)
+    greedy = g[0].best
     generated_mean = t.logprob / len(t.new_ids)
     table = [
         "| | real beam search, 2 beams | the post's exhaustive tree, 2 children |",
@@ -176,9 +183,12 @@ def block_beam_vs_tree(ctx: Context, pictures) -> str:
         f"| mean log-prob per generated token | {b.score:.3f} | {generated_mean:.3f} |",
         f"| the post's score | {post_score(b.ids, b.logprob):.3f} | {t.score:.3f} |",
     ]
-    return (
-        console(ctx, *beam_argv) + "\n" + console(ctx, *tree_argv) + "\n" + "\n".join(table) + "\n"
+    versus = (
+        f"Greedy search, for comparison, chose {ctx.text(greedy.new_ids)!r}: summed log-prob "
+        f"{greedy.logprob:.2f}, against {b.logprob:.2f} for beam search's {ctx.text(b.new_ids)!r}."
     )
+    shown = console(ctx, *beam_argv) + "\n" + console(ctx, *tree_argv)
+    return shown + "\n" + "\n".join(table) + "\n\n" + versus + "\n"
 
 
 def sampling_block(ctx: Context, flag: str, value: str, picture_name: str, pictures) -> str:
@@ -258,7 +268,8 @@ def post_nucleus_weights(logits: np.ndarray, p: float) -> np.ndarray:
 
 def block_bug_nucleus(ctx: Context, pictures) -> str:
     p = 0.9
-    logits = ctx.logits()([ctx.prompt])[0]
+    context = ctx.tokenizer.encode(HESITANT_PROMPT)
+    logits = ctx.logits()([context])[0]
     ours = softmax(top_p_filter(logits, p))
     theirs = post_nucleus_weights(logits, p)
     shown = sorted(set(np.flatnonzero(ours)) | set(np.flatnonzero(theirs)),
@@ -274,7 +285,7 @@ def block_bug_nucleus(ctx: Context, pictures) -> str:
     tv = 0.5 * float(np.sum(np.abs(ours - theirs)))
     mass_ours, mass_theirs = (float(np.sum(model_probs[w > 0])) for w in (ours, theirs))
     return (
-        "\n".join(rows) + "\n\n"
+        f"The next token after {HESITANT_PROMPT!r}, p = {p}:\n\n" + "\n".join(rows) + "\n\n"
         f"Tokens kept: ours {int(np.sum(ours > 0))} (mass {mass_ours:.3f} ≥ {p}), the post's "
         f"{int(np.sum(theirs > 0))} (mass {mass_theirs:.3f}). The two distributions differ by a "
         f"total variation distance of {tv:.2f} (0 = identical, 1 = disjoint).\n"
