@@ -12,6 +12,7 @@ import importlib.util
 import io
 import os
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -281,3 +282,16 @@ def test_the_posts_gpt2_outputs():
     assert shown == "I have a dream of being a doctor.\n"
     shown = run_cli("generate", "I have a dream", "--model", str(GPT2_DIR), "--strategy", "tree")
     assert shown.splitlines()[1] == "I have a dream. I have a dream"
+
+
+def test_the_readme_picture_is_what_its_command_draws(tmp_path):
+    """README.md shows docs/img/beam-tree.svg under a command: that command draws that tree."""
+    if is_random_demo(default_model_dir()):
+        pytest.skip("weights/minigpt-tiny/ is missing, so the picture cannot be redrawn")
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    command = next(line for line in readme.splitlines() if "--tree beam.svg" in line)
+    argv = shlex.split(command)[1:]  # drop "minigpt"
+    argv[argv.index("beam.svg")] = str(tmp_path / "beam.dot")
+    run_cli(*argv)
+    drawn = (tmp_path / "beam.dot").read_text(encoding="utf-8")
+    assert drawn == (REPO / "docs" / "img" / "beam-tree.dot").read_text(encoding="utf-8")
