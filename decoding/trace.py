@@ -56,7 +56,8 @@ class RowStep:
 
     index:      the sample (greedy, sampling) or live beam (beam search) this row extends.
     sequence:   the ids it extends, prompt included.
-    candidates: the TOP_N most probable tokens by `prob`, then any chosen token not among them.
+    candidates: the TOP_N most probable tokens by `prob` (then by `model_prob` among removed
+                ones), then any chosen token not among them.
     cuts:       the warpers in the order they ran (sampling only).
     chosen:     the token drawn (greedy, sampling), or this beam's tokens among the 2K.
     """
@@ -127,8 +128,16 @@ def row_step(
     chosen: list[int],
     cuts: list[Cut] | None = None,
 ) -> RowStep:
-    """Record one row: its TOP_N tokens by `probs` (ties by token id), plus the chosen ones."""
-    tokens = largest(probs, TOP_N).tolist()
+    """Record one row: its TOP_N tokens by `probs` (ties by token id), plus the chosen ones.
+
+    When fewer than TOP_N tokens survive the warpers, the rest of the bars are the removed
+    tokens the model liked best, so a chart shows where the top-k / top-p cutoff fell.
+    """
+    survivors = int(np.count_nonzero(probs > 0))
+    tokens = largest(probs, min(TOP_N, survivors)).tolist()
+    if len(tokens) < TOP_N:
+        removed = np.where(probs > 0, -np.inf, model_probs)
+        tokens += largest(removed, min(TOP_N, len(probs)) - len(tokens)).tolist()
     tokens += [t for t in chosen if t not in tokens]
     candidates = [TokenProb(t, float(probs[t]), float(model_probs[t])) for t in tokens]
     return RowStep(index, list(sequence), candidates, list(chosen), cuts or [])
