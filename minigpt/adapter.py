@@ -39,7 +39,7 @@ class NextTokenLogits:
         for seq in unique:
             self.model.check_ids(np.array(seq, dtype=np.int64))
         sources = [self._best_source(seq) for seq in unique]
-        self.cache = self._reuse(sources)
+        self._reuse(sources)
         self.rows = unique
         logits = self._run_missing_tokens(unique)  # [len(unique), V]
         index = {seq: i for i, seq in enumerate(unique)}
@@ -56,16 +56,15 @@ class NextTokenLogits:
                 best = (row, n)
         return best
 
-    def _reuse(self, sources: list[tuple[int, int]]) -> KVCache:
-        """A cache whose row i starts as a (possibly truncated) copy of its source row."""
+    def _reuse(self, sources: list[tuple[int, int]]) -> None:
+        """Rearrange the cache so row i starts as a (possibly truncated) copy of its source."""
         rows = [row if row >= 0 else 0 for row, _ in sources]
         if self.cache.batch_size == 0:
-            cache = self.model.new_cache(len(sources))
+            self.cache = self.model.new_cache(len(sources))
         else:
-            cache = self.cache.select(rows)  # no copy when every row extends itself in order
+            self.cache.reorder(rows)  # no copy when every row extends itself in order
         # Keeping a shorter prefix just means forgetting the positions after it.
-        cache.lengths[:] = [n for _, n in sources]
-        return cache
+        self.cache.lengths[:] = [n for _, n in sources]
 
     def _run_missing_tokens(self, seqs: list[tuple[int, ...]]) -> np.ndarray:
         """Run each row's uncached tokens; all but the last separately, the last ones batched."""

@@ -21,8 +21,10 @@ class KVCache:
     def __init__(self, config: GPT2Config, batch_size: int) -> None:
         shape = (batch_size, config.n_head, config.n_positions, config.head_size)
         self.config = config
-        self.k = [np.zeros(shape, np.float32) for _ in range(config.n_layer)]
-        self.v = [np.zeros(shape, np.float32) for _ in range(config.n_layer)]
+        self._k_memory = [np.zeros(shape, np.float32) for _ in range(config.n_layer)]
+        self._v_memory = [np.zeros(shape, np.float32) for _ in range(config.n_layer)]
+        self.k = list(self._k_memory)  # the rows in use: views of the memory
+        self.v = list(self._v_memory)
         self.lengths = np.zeros(batch_size, dtype=np.int64)  # filled positions per row
 
     @property
@@ -49,25 +51,35 @@ class KVCache:
         """Every row now holds T more positions (called once per forward, after all layers)."""
         self.lengths += T
 
-    def select(self, rows: list[int]) -> KVCache:
-        """A cache whose row i is a copy of row rows[i] (beam search's reordering).
+    def reorder(self, rows: list[int]) -> None:
+        """Make row i a copy of old row rows[i] (beam search: children take their parent's keys).
 
-        Only the filled positions are copied. Selecting every row in order returns self.
+        Done in the memory already allocated, copying only the filled positions; a batch that
+        grows past it gets new memory. Keeping every row in order copies nothing.
         """
         if list(rows) == list(range(self.batch_size)):
-            return self
-        new = KVCache(self.config, len(rows))
-        end = int(self.lengths[rows].max()) if len(rows) else 0
+            return
+        n = len(rows)
+        end = int(self.lengths[rows].max()) if n else 0
+        capacity = self._k_memory[0].shape[0]
         for layer in range(self.config.n_layer):
-            new.k[layer][:, :, :end] = self.k[layer][rows, :, :end]
-            new.v[layer][:, :, :end] = self.v[layer][rows, :, :end]
-        new.lengths[:] = self.lengths[rows]
-        return new
+            # Fancy indexing reads a copy first, so overwriting the rows it came from is safe.
+            k, v = self.k[layer][rows, :, :end], self.v[layer][rows, :, :end]
+            if n > capacity:
+                shape = (n, *self._k_memory[layer].shape[1:])
+                self._k_memory[layer] = np.zeros(shape, np.float32)
+                self._v_memory[layer] = np.zeros(shape, np.float32)
+            self.k[layer] = self._k_memory[layer][:n]  # views: the first n rows of the memory
+            self.v[layer] = self._v_memory[layer][:n]
+            self.k[layer][:, :, :end] = k
+            self.v[layer][:, :, :end] = v
+        self.lengths = self.lengths[rows]
 
     def row(self, b: int) -> KVCache:
         """Row b alone, as a batch-1 cache sharing memory with this one (a view)."""
         view = KVCache.__new__(KVCache)
         view.config = self.config
+        view._k_memory, view._v_memory = self._k_memory, self._v_memory
         view.k = [k[b : b + 1] for k in self.k]
         view.v = [v[b : b + 1] for v in self.v]
         view.lengths = self.lengths[b : b + 1]  # a view too: advancing it advances row b

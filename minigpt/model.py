@@ -19,7 +19,8 @@ _GELU_C = np.float32(np.sqrt(2.0 / np.pi))
 
 def gelu(x: np.ndarray) -> np.ndarray:
     """GPT-2's GELU: the tanh approximation (HF's `gelu_new`), not the exact erf form."""
-    return 0.5 * x * (1.0 + np.tanh(_GELU_C * (x + np.float32(0.044715) * x**3)))
+    # x * x * x, not x**3: NumPy's float32 power is ~100x slower than two multiplications.
+    return 0.5 * x * (1.0 + np.tanh(_GELU_C * (x + np.float32(0.044715) * (x * x * x))))
 
 
 def layer_norm(x: np.ndarray, ln: LayerNorm, eps: float) -> np.ndarray:
@@ -31,7 +32,13 @@ def layer_norm(x: np.ndarray, ln: LayerNorm, eps: float) -> np.ndarray:
 
 def linear(x: np.ndarray, p: Linear) -> np.ndarray:
     """Conv1D as GPT-2 stores it: weight is [in, out], so no transpose."""
-    return x @ p.weight + p.bias  # [..., in] -> [..., out]
+    return matmul_2d(x, p.weight) + p.bias  # [..., in] -> [..., out]
+
+
+def matmul_2d(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """x @ w with x flattened to 2-D first: the same product, but NumPy then makes one BLAS
+    call instead of one per leading index, which is much faster for [B, T, C] inputs."""
+    return (x.reshape(-1, x.shape[-1]) @ w).reshape(*x.shape[:-1], w.shape[-1])
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
@@ -126,4 +133,4 @@ def gpt2_forward(
     if last_only:
         x = x[:, -1:]  # [B, T, C] -> [B, 1, C]
     x = layer_norm(x, params.ln_f, config.layer_norm_epsilon)
-    return x @ params.lm_head.T  # [B, T, C] @ [C, V] -> [B, T, V]
+    return matmul_2d(x, params.lm_head.T)  # [B, T, C] @ [C, V] -> [B, T, V]

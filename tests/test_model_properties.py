@@ -96,3 +96,19 @@ def test_adapter_batches_and_reuses_the_cache(model):
     adapter([[1, 2, 3, 7], [1, 2, 3, 8], [4, 5, 6, 9]])
     assert adapter.calls == before + 1
     assert len(adapter.rows) == 3  # rows nobody extended were dropped
+
+
+@settings(max_examples=30, deadline=None)
+@given(prompt=st.lists(st.integers(0, 100), min_size=1, max_size=8), data=st.data())
+def test_adapter_follows_branching_beams(model, prompt, data):
+    """Like beam search: each step's sequences are children of random earlier ones (a parent
+    may get several children or none, the batch grows and shrinks); logits stay exact."""
+    adapter = NextTokenLogits(model)
+    live = [prompt]
+    for _ in range(6):
+        got = adapter(live)
+        for seq, row in zip(live, got):
+            assert np.abs(row - model.forward(seq)[-1]).max() < ATOL
+        n = data.draw(st.integers(1, 6))
+        parents = data.draw(st.lists(st.sampled_from(live), min_size=n, max_size=n))
+        live = [p + [data.draw(st.integers(0, 100))] for p in parents]
