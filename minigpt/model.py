@@ -25,9 +25,9 @@ def gelu(x: np.ndarray) -> np.ndarray:
 
 def layer_norm(x: np.ndarray, ln: LayerNorm, eps: float) -> np.ndarray:
     """Normalise each position's C features to mean 0, variance 1 (biased), then scale, shift."""
-    mean = x.mean(axis=-1, keepdims=True)
-    var = x.var(axis=-1, keepdims=True)
-    return (x - mean) / np.sqrt(var + np.float32(eps)) * ln.weight + ln.bias
+    centered = x - x.mean(axis=-1, keepdims=True)
+    var = (centered * centered).mean(axis=-1, keepdims=True)  # biased, as torch's LayerNorm
+    return centered / np.sqrt(var + np.float32(eps)) * ln.weight + ln.bias
 
 
 def linear(x: np.ndarray, p: Linear) -> np.ndarray:
@@ -43,14 +43,16 @@ def matmul_2d(x: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 def softmax(x: np.ndarray) -> np.ndarray:
     e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+    e /= e.sum(axis=-1, keepdims=True)  # in place: attention's [B, H, T, Tk] can be large
+    return e
 
 
-def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, allowed: np.ndarray) -> np.ndarray:
-    """Scaled dot-product attention; `allowed[.., t, j]` says whether query t may see key j."""
+def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Scaled dot-product attention. `mask[.., t, j]` is 0 where query t may see key j and -inf
+    where it may not, so adding it removes the forbidden keys from the softmax."""
     scale = np.float32(1.0 / np.sqrt(q.shape[-1]))  # a float32 scalar keeps float32 (NEP 50)
-    scores = q @ k.swapaxes(-1, -2) * scale  # [B, H, T, hs] @ [B, H, hs, Tk] -> [B, H, T, Tk]
-    scores = np.where(allowed, scores, -np.inf)
+    scores = (q * scale) @ k.swapaxes(-1, -2)  # [B, H, T, hs] @ [B, H, hs, Tk] -> [B, H, T, Tk]
+    scores += mask
     return softmax(scores) @ v  # [B, H, T, Tk] @ [B, H, Tk, hs] -> [B, H, T, hs]
 
 
@@ -68,18 +70,17 @@ def causal_self_attention(
     x: np.ndarray,
     block: Block,
     n_head: int,
-    positions: np.ndarray,
+    mask: np.ndarray,
     cache: KVCache | None = None,
     layer: int = 0,
 ) -> np.ndarray:
-    """Each position attends to itself and every earlier position."""
+    """Each position attends to the positions `mask` allows: itself and earlier ones."""
+    C = x.shape[-1]
     qkv = linear(x, block.attn.c_attn)  # [B, T, C] -> [B, T, 3C]
-    q, k, v = (split_heads(part, n_head) for part in np.split(qkv, 3, axis=-1))
+    q, k, v = (split_heads(qkv[..., i * C : (i + 1) * C], n_head) for i in range(3))
     if cache is not None:  # the addition: prepend the keys and values of earlier calls
         k, v = cache.store(layer, k, v)
-    key_positions = np.arange(k.shape[2])
-    allowed = key_positions <= positions[:, None, :, None]  # [B, 1, T, Tk]: causal
-    out = attention(q, k, v, allowed)
+    out = attention(q, k, v, mask)
     return linear(merge_heads(out), block.attn.c_proj)  # [B, T, C] -> [B, T, C]
 
 
@@ -92,14 +93,14 @@ def transformer_block(
     x: np.ndarray,
     block: Block,
     config: GPT2Config,
-    positions: np.ndarray,
+    mask: np.ndarray,
     cache: KVCache | None = None,
     layer: int = 0,
 ) -> np.ndarray:
     """Pre-LayerNorm residual block: x + attn(ln_1(x)), then + mlp(ln_2(x))."""
     eps = config.layer_norm_epsilon
     x = x + causal_self_attention(
-        layer_norm(x, block.ln_1, eps), block, config.n_head, positions, cache, layer
+        layer_norm(x, block.ln_1, eps), block, config.n_head, mask, cache, layer
     )
     return x + mlp(layer_norm(x, block.ln_2, eps), block)
 
@@ -126,8 +127,12 @@ def gpt2_forward(
             f"context of {config.n_positions}; shorten the prompt or max_new_tokens"
         )
     x = params.wte[ids] + params.wpe[positions]  # [B, T] -> [B, T, C]
+    # The causal mask, the same for every layer: query t sees key j iff j <= t's position.
+    key_positions = np.arange(positions.max() + 1)  # [Tk]: every key attended to
+    allowed = key_positions <= positions[:, None, :, None]  # [B, 1, T, Tk]
+    mask = np.where(allowed, np.float32(0), np.float32(-np.inf))  # added to the scores
     for layer, block in enumerate(params.h):
-        x = transformer_block(x, block, config, positions, cache, layer)
+        x = transformer_block(x, block, config, mask, cache, layer)
     if cache is not None:
         cache.advance(T)
     if last_only:
