@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from decoding.processors import Processors
+
 NextTokenLogits = Callable[[list[list[int]]], np.ndarray]
 
 
@@ -127,3 +129,23 @@ def check_some_token_left(scores: np.ndarray, sequences: list[list[int]]) -> Non
             f"every token is banned after {seq!r:.60}: lower no_repeat_ngram_size "
             "or the other filters"
         )
+
+
+def processed_logits(
+    next_token_logits: NextTokenLogits,
+    sequences: list[list[int]],
+    processors: Processors,
+    vocab_size: int | None,
+    prompts: list[list[int]],
+    eos_token_id: int | None,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """One step of greedy search or sampling up to the choice: (raw logits, processed scores,
+    vocab size). Checks the model's answer, the prompts against the vocabulary on the first
+    step (vocab_size None), and that the processors left every row a token to choose."""
+    logits = ask_model(next_token_logits, sequences, vocab_size)
+    if vocab_size is None:
+        vocab_size = logits.shape[1]
+        check_vocab(vocab_size, prompts, eos_token_id)
+    scores = processors.apply(logits, sequences)  # on logits (beam search: on log-probs)
+    check_some_token_left(scores, sequences)
+    return logits, scores, vocab_size

@@ -18,11 +18,9 @@ import numpy as np
 from decoding.common import (
     NextTokenLogits,
     as_prompts,
-    ask_model,
     check_eos,
     check_positive_int,
-    check_some_token_left,
-    check_vocab,
+    processed_logits,
 )
 from decoding.probs import log_softmax, softmax
 from decoding.processors import Processors
@@ -71,12 +69,9 @@ def greedy_search(
         if not live:
             break
         live_seqs = [sequences[i] for i in live]
-        logits = ask_model(next_token_logits, live_seqs, vocab_size)
-        if vocab_size is None:
-            vocab_size = logits.shape[1]
-            check_vocab(vocab_size, batch, eos)
-        scores = processors.apply(logits, live_seqs)
-        check_some_token_left(scores, live_seqs)
+        logits, scores, vocab_size = processed_logits(
+            next_token_logits, live_seqs, processors, vocab_size, batch, eos
+        )
         model_logp = log_softmax(logits)
         tokens = np.argmax(scores, axis=-1)  # the first maximum on ties, as torch.argmax
 
