@@ -37,8 +37,8 @@ def log_softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
     Computed directly, not as log(softmax(x)), so a tiny probability keeps its precision
     instead of rounding to log(0) = -inf.
 
-    >>> log_softmax(np.array([0.0, 0.0])).round(4).tolist()
-    [-0.6931, -0.6931]
+    >>> bool(np.allclose(log_softmax(np.array([0.0, 0.0])), np.log(0.5)))
+    True
     """
     z = _shifted(logits, axis)
     return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))

@@ -20,9 +20,10 @@ from minigpt.kv_cache import KVCache
 class NextTokenLogits:
     """`adapter(sequences) -> [len(sequences), V]`, reusing cached prefixes.
 
-    >>> adapter = NextTokenLogits(model)  # doctest: +SKIP
-    >>> adapter([[40, 423, 257, 4320]]).shape  # doctest: +SKIP
-    (1, 50257)
+    >>> import minigpt
+    >>> adapter = NextTokenLogits(minigpt.load("minigpt-tiny"))  # the bundled model
+    >>> adapter([[41, 511, 259, 527], [41, 511]]).shape
+    (2, 1478)
     """
 
     def __init__(self, model: GPT2) -> None:

@@ -16,9 +16,10 @@ from minigpt.weights import GPT2Params, load_params
 class GPT2:
     """GPT-2 with loaded weights.
 
-    >>> model = load("weights/minigpt-tiny")  # doctest: +SKIP
-    >>> model.forward([40, 423, 257, 4320]).shape  # doctest: +SKIP
-    (4, 50257)
+    >>> import minigpt
+    >>> model = minigpt.load("minigpt-tiny")  # the bundled model: 1478 tokens, 256 positions
+    >>> model.forward([41, 511, 259, 527]).shape
+    (4, 1478)
     """
 
     def __init__(self, config: GPT2Config, params: GPT2Params) -> None:
