@@ -13,9 +13,9 @@ import numpy as np
 def _shifted(logits: np.ndarray, axis: int) -> np.ndarray:
     """Subtract the row maximum so exp() cannot overflow (the result is unchanged)."""
     x = np.asarray(logits, dtype=np.float32)
-    if np.isnan(x).any():
-        raise ValueError("logits contain NaN: check the model output or the processors")
     row_max = np.max(x, axis=axis, keepdims=True)
+    if np.isnan(row_max).any():  # a NaN anywhere in a row makes that row's max NaN
+        raise ValueError("logits contain NaN: check the model output or the processors")
     if np.isneginf(row_max).any():
         raise ValueError("every logit in a row is -inf: no token is left to choose from")
     return x - row_max  # the max entry becomes 0, -inf entries stay -inf

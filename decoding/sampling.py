@@ -40,10 +40,12 @@ def draw(probs: np.ndarray, u: float) -> int:
     >>> draw(np.array([0.25, 0.0, 0.75]), 0.1), draw(np.array([0.25, 0.0, 0.75]), 0.3)
     (0, 2)
     """
-    cdf = np.cumsum(probs, dtype=np.float64)
-    token = int(np.searchsorted(cdf, u * cdf[-1], side="right"))
+    possible = np.flatnonzero(probs)  # after top-k or top-p, a few dozen of 50257
+    # Summing only them gives the same running sums: adding a 0.0 changes no float.
+    cdf = np.cumsum(probs[possible], dtype=np.float64)
+    i = int(np.searchsorted(cdf, u * cdf[-1], side="right"))
     # u * total can round up to total itself; then the answer is the last possible token.
-    return min(token, int(np.flatnonzero(probs)[-1]))
+    return int(possible[min(i, len(possible) - 1)])
 
 
 def sample(
