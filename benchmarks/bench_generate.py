@@ -205,20 +205,23 @@ def weight_matrices(params) -> list[np.ndarray]:
     return mats
 
 
-def matmul_pass(params):
-    """One token's matrix products over every weight (no attention, layer norm, bias, Python).
+def matmul_pass(params, rows: int = 1):
+    """One step's matrix products over every weight, for `rows` rows at once (no attention,
+    layer norm, bias or Python around them).
 
     Returns a function doing one such pass. Inputs are constant and outputs thrown away: only
-    the weights' bytes matter. Each weight is read from memory once, so the time of a pass is
-    the floor under a decoding step's: the bandwidth bound.
+    the weights' bytes matter. Each weight is read from memory once, so the time of a one-row
+    pass is the floor under a decoding step's: the bandwidth bound. With more rows (beam
+    search, a batch of samples) the same bytes are read; what a pass costs beyond the one-row
+    pass is the BLAS's own cost of multiplying several rows.
     """
     mats = weight_matrices(params)
-    x = {n: np.full((1, n), 0.01, np.float32) for n in {w.shape[0] for w in mats}}  # x[1, in]
+    x = {n: np.full((rows, n), 0.01, np.float32) for n in {w.shape[0] for w in mats}}
 
     def one_pass():
         for w in mats:
-            x[w.shape[0]] @ w  # [1, in] @ [in, out]
-        x[params.lm_head.shape[1]] @ params.lm_head.T  # [1, C] @ [C, V], as the model does
+            x[w.shape[0]] @ w  # [rows, in] @ [in, out]
+        x[params.lm_head.shape[1]] @ params.lm_head.T  # [rows, C] @ [C, V], as the model does
 
     return one_pass
 
@@ -319,13 +322,20 @@ def measure(model, hf, args, prompts: dict) -> dict:
     """
     ours = minigpt_runs(model, args, prompts)
     theirs = hf_runs(hf, args, prompts) if hf else {}
-    one_pass = matmul_pass(model.params)
+    # The matrix products alone for as many rows as each decoder runs at once: a best-of-10
+    # pass per round, next to the runs it bounds.
+    passes = {
+        "greedy": matmul_pass(model.params),
+        "beam": matmul_pass(model.params, args.num_beams),
+        "sampling": matmul_pass(model.params, len(prompts["batch"])),
+    }
     timings = {}
     for figure in ours:
         progress(f"{figure}: minigpt" + (" and HF, in turns" if hf else ""))
         contestants = {"minigpt": ours[figure], **({"hf": theirs[figure]} if hf else {})}
-        if figure == "greedy":  # a best-of-10 pass per round, next to the runs it bounds
-            contestants["bound"] = (lambda: timed(one_pass, 10), one_pass)
+        if figure in passes:
+            one_pass = passes[figure]
+            contestants["bound"] = (lambda p=one_pass: timed(p, 10), one_pass)
         timings[figure] = race(contestants, args.repeats)
     progress("minigpt uncached reference path (once: it is slow)")
     one, n = prompts["one"], args.new_tokens
@@ -367,6 +377,8 @@ def summarize(timings: dict, units: dict, bytes_read: int, with_hf: bool) -> dic
 
     bound_s = min(timings["greedy"]["bound"]["results"])  # each result: a best-of-10 pass
     bound = {"s": bound_s, "weight_bytes": bytes_read, "gb_per_s": bytes_read / bound_s / 1e9}
+    for figure in ("beam", "sampling"):  # the same pass for the rows these decoders run
+        bound[f"{figure}_pass_s"] = min(timings[figure]["bound"]["results"])
     checks = {
         "cached_equals_uncached": last("greedy") == last("uncached"),
         "beam_ran_all_steps": len(last("beam")) == units["beam"],
@@ -583,11 +595,39 @@ def print_table(results: dict) -> None:
         f"\nbandwidth bound: {bound['s'] * 1e3:.1f} ms/token, one pass over "
         f"{bound['weight_bytes'] / MB:.0f} MB of weights at {bound['gb_per_s']:.1f} GB/s"
     )
+    print_batched_passes(ours, bound, s)
     print(f"KV cache: greedy {ours['cached_speedup']:.1f}x faster than the uncached reference path")
     for check, ok in results["checks"].items():
         if not ok:
             print(f"note: check {check} failed")
     print(f"total benchmark time {results['elapsed_s']:.0f} s")
+
+
+def print_batched_passes(ours: dict, bound: dict, s: dict) -> None:
+    """What one step of several rows costs in matrix products alone, and what that allows.
+
+    Beam search and batched sampling read the same weights as greedy, for more rows. If the
+    BLAS multiplied several rows for the price of one, a step would cost no more than
+    greedy's; the passes show what it really costs on this machine and BLAS.
+    """
+    one = bound["s"]
+    beam, sampling = bound["beam_pass_s"], bound["sampling_pass_s"]
+    beam_step = 1.0 / ours["beam_steps_s"]
+    sampling_step = s["batch"] / ours["sampling_tok_s"]
+    ceiling = s["batch"] * (1.0 / ours["greedy_tok_s"]) / sampling
+    print(
+        f"the same pass for {s['num_beams']} rows: {beam * 1e3:.1f} ms ({beam / one:.2f}x one "
+        f"row); a beam step takes {beam_step * 1e3:.1f} ms ({beam_step / beam:.2f}x its pass)"
+    )
+    print(
+        f"the same pass for {s['batch']} rows: {sampling * 1e3:.1f} ms ({sampling / one:.2f}x "
+        f"one row); a sampling step takes {sampling_step * 1e3:.1f} ms "
+        f"({sampling_step / sampling:.2f}x its pass)"
+    )
+    print(
+        f"  -> with steps as fast as their passes, sampling would reach {ceiling:.2f}x greedy "
+        f"tok/s on this machine"
+    )
 
 
 # ----------------------------------------------------------------------------- main
