@@ -68,24 +68,19 @@ class NextTokenLogits:
         self.cache.lengths[:] = [n for _, n in sources]
 
     def _run_missing_tokens(self, seqs: list[tuple[int, ...]]) -> np.ndarray:
-        """Run each row's uncached tokens. A row missing one token (a decoding step) runs in
-        one batch with the others; a prompt runs alone, as one long forward."""
+        """Run each row's uncached tokens, as one batch when every row misses the same number
+        (a decoding step misses one; prompts of equal length miss all theirs)."""
         lengths = self.cache.lengths
-        if all(len(seq) - lengths[b] > 1 for b, seq in enumerate(seqs)):
-            # Only prompts (the first call): each row's logits come from its own forward.
-            return np.concatenate([self._prefill(b, seq, len(seq)) for b, seq in enumerate(seqs)])
-        for b, seq in enumerate(seqs):
-            if len(seq) - 1 > lengths[b]:  # a prompt, or a jump: all but its last token first
-                self._prefill(b, seq, len(seq) - 1)
-        last = np.array([[seq[-1]] for seq in seqs])  # [B, 1]
+        missing = {len(seq) - int(lengths[b]) for b, seq in enumerate(seqs)}
+        if len(missing) > 1:  # ragged: first bring every row to one token short, row by row
+            for b, seq in enumerate(seqs):
+                if len(seq) - 1 > lengths[b]:
+                    tokens = np.array([seq[lengths[b] : -1]])  # [1, T]
+                    self.model.forward(tokens, self.cache.row(b), last_only=True)
+                    self.calls += 1
+        tokens = np.array([seq[lengths[b] :] for b, seq in enumerate(seqs)])  # [B, T]
         self.calls += 1
-        return self.model.forward(last, self.cache, last_only=True)[:, -1]  # [B, 1, V] -> [B, V]
-
-    def _prefill(self, b: int, seq: tuple[int, ...], end: int) -> np.ndarray:
-        """Run seq[cached:end] through row b of the cache; its last position's logits [1, V]."""
-        tokens = np.array([seq[self.cache.lengths[b] : end]])  # [1, T]
-        self.calls += 1
-        return self.model.forward(tokens, self.cache.row(b), last_only=True)[:, -1]
+        return self.model.forward(tokens, self.cache, last_only=True)[:, -1]  # [B, 1, V] -> [B, V]
 
 
 def _common_prefix(a: tuple[int, ...], b: tuple[int, ...]) -> int:
