@@ -445,6 +445,7 @@ PROFILE_PARTS = [
     ("embeddings, mask (gpt2_forward itself)", "model.py", "gpt2_forward", "tt"),
     ("layer_norm", "model.py", "layer_norm", "ct"),
     ("attention (scores, mask, softmax, @v)", "model.py", "attention", "ct"),
+    ("attention (scores, mask, softmax, @v)", "model.py", "causal_attention", "tt"),
     ("gelu", "model.py", "gelu", "ct"),
     ("kv cache store", "kv_cache.py", "store", "ct"),
     ("kv cache reorder (beam copies)", "kv_cache.py", "reorder", "ct"),
