@@ -54,6 +54,7 @@ def test_json_has_every_figure_and_target(tiny):
     assert results["minigpt"]["cached_speedup"] > 0
     assert results["bound"]["s"] > 0 and results["bound"]["weight_bytes"] > 0
     assert results["bound"]["beam_pass_s"] > 0 and results["bound"]["sampling_pass_s"] > 0
+    assert results["bound"]["sustained_s"] > 0
     assert results["checks"]["cached_equals_uncached"]
     assert results["checks"]["beam_ran_all_steps"]
     assert len(results["targets"]) == 7
@@ -65,7 +66,7 @@ def test_json_has_every_figure_and_target(tiny):
 def test_table_and_profile_print(tiny):
     """The human-readable table and the --profile breakdown render without HF."""
     out = run_benchmark(tiny, "--no-hf", "--profile").stdout
-    assert "greedy tok/s" in out and "bandwidth bound" in out
+    assert "greedy tok/s" in out and "bandwidth bound" in out and "passes in a row" in out
     assert "the same pass for 2 rows" in out and "the same pass for 3 rows" in out
     assert out.count("spends its time") == 3 and "layer_norm" in out
 
