@@ -8,7 +8,7 @@ for learners: how much the KV cache saves over recomputing the whole sequence ev
 the "bandwidth bound": one token's matrix products over every weight and nothing else, the
 time a decoding step cannot beat because it must read every weight once.
 
-    .venv/bin/python benchmarks/bench_generate.py            # the table (4 minutes, 2 cores)
+    .venv/bin/python benchmarks/bench_generate.py            # the table (about 3 minutes, 2 cores)
     .venv/bin/python benchmarks/bench_generate.py --json     # a dict for machines
     .venv/bin/python benchmarks/bench_generate.py --profile  # + where the decoders spend time
 
