@@ -31,6 +31,7 @@ from decoding.common import (
     NextTokenLogits,
     as_prompts,
     ask_model,
+    check_context,
     check_eos,
     check_positive_int,
     check_vocab,
@@ -255,6 +256,7 @@ def beam_search(
         early_stopping=early_stopping,
         eos_token_id=check_eos(eos_token_id),
     )
+    check_context(next_token_logits, batch, rules.max_new_tokens)
     processors = Processors(
         repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size
     )

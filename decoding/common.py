@@ -67,6 +67,35 @@ def check_eos(eos_token_id: object) -> int | None:
     return int(eos_token_id)
 
 
+def check_context(
+    next_token_logits: NextTokenLogits, prompts: list[list[int]], max_new_tokens: int
+) -> None:
+    """Refuse, before any model call, a run that would outgrow the model's context window.
+
+    A model can only see so many positions (GPT-2: 1024). A callable that knows its limit says
+    so in a `context_length` attribute (minigpt's NextTokenLogits does; a toy table has none
+    and no limit). Checking here, at the door, means a long run never fails halfway and loses
+    the tokens it already generated.
+
+    >>> class Toy:
+    ...     context_length = 8
+    ...     def __call__(self, seqs): return np.zeros((len(seqs), 3), np.float32)
+    >>> check_context(Toy(), [[0, 1, 2]], max_new_tokens=6)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ValueError: prompt 0 (3 tokens) + max_new_tokens 6 = 9 tokens exceeds the model's context...
+    """
+    context = getattr(next_token_logits, "context_length", None)
+    if context is None:
+        return
+    for i, prompt in enumerate(prompts):
+        if len(prompt) + max_new_tokens > context:
+            raise ValueError(
+                f"prompt {i} ({len(prompt)} tokens) + max_new_tokens {max_new_tokens} = "
+                f"{len(prompt) + max_new_tokens} tokens exceeds the model's context of "
+                f"{context}; shorten the prompt or lower max_new_tokens"
+            )
+
+
 def check_vocab(vocab_size: int, prompts: list[list[int]], eos_token_id: int | None) -> None:
     """Once the first logits tell us the vocabulary size, every id we hold must fit in it."""
     if eos_token_id is not None and eos_token_id >= vocab_size:

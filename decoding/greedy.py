@@ -18,6 +18,7 @@ import numpy as np
 from decoding.common import (
     NextTokenLogits,
     as_prompts,
+    check_context,
     check_eos,
     check_positive_int,
     processed_logits,
@@ -53,6 +54,7 @@ def greedy_search(
     """
     batch = as_prompts(prompts)
     max_new_tokens = check_positive_int("max_new_tokens", max_new_tokens)
+    check_context(next_token_logits, batch, max_new_tokens)
     eos = check_eos(eos_token_id)
     processors = Processors(
         repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size

@@ -36,13 +36,13 @@ def _check_batch(logits: np.ndarray, sequences: Sequence[Sequence[int]]) -> np.n
 def _check_penalty(penalty: float) -> np.float32:
     ok = isinstance(penalty, numbers.Real) and not isinstance(penalty, bool)
     if not (ok and math.isfinite(penalty) and penalty > 0):
-        raise ValueError(f"repetition penalty must be a finite number > 0, got {penalty!r}")
+        raise ValueError(f"repetition_penalty must be a finite number > 0, got {penalty!r}")
     return np.float32(penalty)
 
 
 def _check_ngram_size(n: int) -> int:
     if not (isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= 1):
-        raise ValueError(f"no-repeat n-gram size must be an integer >= 1, got {n!r}")
+        raise ValueError(f"no_repeat_ngram_size must be an integer >= 1, got {n!r}")
     return int(n)
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from decoding.common import (
     NextTokenLogits,
     as_prompts,
+    check_context,
     check_eos,
     check_positive_int,
     processed_logits,
@@ -83,6 +84,7 @@ def sample(
     if not isinstance(rng, np.random.Generator):
         raise ValueError("rng must be a np.random.Generator, e.g. np.random.default_rng(seed)")
     max_new_tokens = check_positive_int("max_new_tokens", max_new_tokens)
+    check_context(next_token_logits, batch, max_new_tokens)
     n_samples = check_positive_int("num_return_sequences", num_return_sequences)
     eos = check_eos(eos_token_id)
     processors = Processors(

@@ -25,6 +25,7 @@ from decoding.common import (
     NextTokenLogits,
     as_prompt,
     ask_model,
+    check_context,
     check_eos,
     check_positive_int,
     check_vocab,
@@ -104,6 +105,7 @@ def exhaustive_tree_search(
     prompt = as_prompt(prompt)
     branching = check_positive_int("branching", branching)
     depth = check_positive_int("depth", depth)
+    check_context(next_token_logits, [prompt], depth)
     eos = check_eos(eos_token_id)
     nodes = [TreeNode(list(prompt), None, 1.0, 0.0, 0.0, 0, None)]
     frontier = [0]  # indices of the nodes to expand at this level

@@ -28,6 +28,8 @@ class NextTokenLogits:
 
     def __init__(self, model: GPT2) -> None:
         self.model = model
+        # The decoders read this to refuse, before any work, a run longer than the context.
+        self.context_length = model.config.n_positions
         self.rows: list[tuple[int, ...]] = []  # the sequence held by each cache row
         self.cache: KVCache = model.new_cache(0)
         self.calls = 0  # forward passes run: a figure for learners and tests
