@@ -452,19 +452,19 @@ def measure_in_child(which: str, args) -> dict:
 
 # (label, module file, function name, which time): "ct" includes callees, "tt" is its own time.
 PROFILE_PARTS = [
-    ("matmuls c_attn/c_proj/c_fc/c_proj + bias", "model.py", "linear", "ct"),
-    ("embeddings, mask (gpt2_forward itself)", "model.py", "gpt2_forward", "tt"),
-    ("layer_norm", "model.py", "layer_norm", "ct"),
-    ("attention (scores, mask, softmax, @v)", "model.py", "attention", "ct"),
-    ("attention (scores, mask, softmax, @v)", "model.py", "causal_attention", "tt"),
-    ("gelu", "model.py", "gelu", "ct"),
+    ("matmuls c_attn/c_proj/c_fc/c_proj + bias", "forward_fast.py", "linear", "ct"),
+    ("embeddings, mask (gpt2_forward itself)", "forward_fast.py", "gpt2_forward", "tt"),
+    ("layer_norm", "forward_fast.py", "layer_norm", "ct"),
+    ("attention (scores, mask, softmax, @v)", "forward_fast.py", "attention", "ct"),
+    ("attention (scores, mask, softmax, @v)", "forward_fast.py", "causal_attention", "tt"),
+    ("gelu", "forward_fast.py", "gelu", "ct"),
     ("kv cache store", "kv_cache.py", "store", "ct"),
     ("kv cache reorder (beam copies)", "kv_cache.py", "reorder", "ct"),
-    ("split/merge heads", "model.py", "split_heads", "ct"),
-    ("split/merge heads", "model.py", "merge_heads", "ct"),
-    ("block glue (split qkv, residuals)", "model.py", "causal_self_attention", "tt"),
-    ("block glue (split qkv, residuals)", "model.py", "transformer_block", "tt"),
-    ("block glue (split qkv, residuals)", "model.py", "mlp", "tt"),
+    ("split/merge heads", "forward_fast.py", "split_heads", "ct"),
+    ("split/merge heads", "forward_fast.py", "merge_heads", "ct"),
+    ("block glue (split qkv, residuals)", "forward_fast.py", "causal_self_attention", "tt"),
+    ("block glue (split qkv, residuals)", "forward_fast.py", "transformer_block", "tt"),
+    ("block glue (split qkv, residuals)", "forward_fast.py", "mlp", "tt"),
 ]
 
 
@@ -491,13 +491,15 @@ def profile_run(run, steps: int) -> dict:
     for label, file, name, kind in PROFILE_PARTS:
         parts[label] = parts.get(label, 0.0) + seconds(file, name, kind)
     # The head's product runs in matmul_2d called by gpt2_forward; the weights' run inside linear.
-    in_linear = seconds("model.py", "linear", "ct") - seconds("model.py", "linear", "tt")
-    parts["lm_head matmul"] = seconds("model.py", "matmul_2d", "ct") - in_linear
+    in_linear = seconds("forward_fast.py", "linear", "ct") - seconds(
+        "forward_fast.py", "linear", "tt"
+    )
+    parts["lm_head matmul"] = seconds("forward_fast.py", "matmul_2d", "ct") - in_linear
     model_forward = seconds("gpt2.py", "forward", "ct")
     adapter = seconds("adapter.py", "__call__", "ct")
     reorder = seconds("kv_cache.py", "reorder", "ct")
     parts["GPT2.forward checks (check_ids ...)"] = model_forward - seconds(
-        "model.py", "gpt2_forward", "ct"
+        "forward_fast.py", "gpt2_forward", "ct"
     )
     parts["adapter bookkeeping (prefix match, rows)"] = adapter - model_forward - reorder
     parts["decoder (log_softmax, top-k, lists ...)"] = total - adapter

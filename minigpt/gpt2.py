@@ -8,8 +8,8 @@ import numpy as np
 
 from minigpt.config import GPT2Config
 from minigpt.errors import MiniGPTError
+from minigpt.forward_fast import gpt2_forward
 from minigpt.kv_cache import KVCache
-from minigpt.model import gpt2_forward
 from minigpt.weights import GPT2Params, load_params
 
 
@@ -27,7 +27,7 @@ class GPT2:
         self.params = params
 
     def forward(self, ids, cache: KVCache | None = None, last_only: bool = False) -> np.ndarray:
-        """float32 logits [..., T, V] for int ids [T] or [B, T] (see model.gpt2_forward)."""
+        """float32 logits [..., T, V] for int ids [T] or [B, T] (see forward_fast.gpt2_forward)."""
         ids = self.check_ids(ids)
         batched = ids.ndim == 2
         ids2d = ids if batched else ids[None]

@@ -10,9 +10,9 @@ from checkpoints import TINY, build
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import minigpt.model as model_module
+from minigpt import forward_fast
+from minigpt.forward_fast import attention, causal_attention
 from minigpt.gpt2 import load_model_dir
-from minigpt.model import attention, causal_attention
 
 ATOL = 1e-5
 
@@ -58,7 +58,7 @@ def test_blocks_and_last_only_keep_the_logits(model, ids, data):
     """Through the whole model, cached or not: the last logits of a prompt are the same."""
     with pytest.MonkeyPatch.context() as patch:
         # Blocks of 5 queries, so the tiny model's 64-token context spans many blocks.
-        patch.setattr(model_module, "QUERY_BLOCK", 5)
+        patch.setattr(forward_fast, "QUERY_BLOCK", 5)
         check_last_logits(model, np.array([ids]), data)
 
 
