@@ -34,6 +34,9 @@ class NextTokenLogits:
         self.cache: KVCache = model.new_cache(0)
         self.calls = 0  # forward passes run: a figure for learners and tests
 
+    def __repr__(self) -> str:
+        return f"NextTokenLogits({self.model!r}, cache={self.cache!r}, calls={self.calls})"
+
     def __call__(self, sequences: list[list[int]]) -> np.ndarray:
         wanted = [tuple(int(t) for t in s) for s in sequences]
         if not wanted:

@@ -26,6 +26,13 @@ class GPT2:
         self.config = config
         self.params = params
 
+    def __repr__(self) -> str:
+        c = self.config
+        return (
+            f"GPT2(n_layer={c.n_layer}, n_head={c.n_head}, n_embd={c.n_embd}, "
+            f"vocab={c.vocab_size}, context={c.n_positions})"
+        )
+
     def forward(self, ids, cache: KVCache | None = None, last_only: bool = False) -> np.ndarray:
         """float32 logits [..., T, V] for int ids [T] or [B, T] (see forward_fast.gpt2_forward)."""
         ids = self.check_ids(ids)

@@ -26,11 +26,19 @@ class Linear:
     weight: np.ndarray
     bias: np.ndarray
 
+    def __repr__(self) -> str:
+        return f"Linear(weight {_shape(self.weight)} {self.weight.dtype}, bias {_shape(self.bias)})"
+
 
 @dataclass
 class LayerNorm:
     weight: np.ndarray  # [C] gain
     bias: np.ndarray  # [C]
+
+    def __repr__(self) -> str:
+        return (
+            f"LayerNorm(weight {_shape(self.weight)} {self.weight.dtype}, bias {_shape(self.bias)})"
+        )
 
 
 @dataclass
@@ -38,11 +46,19 @@ class Attention:
     c_attn: Linear  # [C, 3C]: q, k, v side by side
     c_proj: Linear  # [C, C]
 
+    def __repr__(self) -> str:
+        return (
+            f"Attention(c_attn {_shape(self.c_attn.weight)}, c_proj {_shape(self.c_proj.weight)})"
+        )
+
 
 @dataclass
 class MLP:
     c_fc: Linear  # [C, 4C]
     c_proj: Linear  # [4C, C]
+
+    def __repr__(self) -> str:
+        return f"MLP(c_fc {_shape(self.c_fc.weight)}, c_proj {_shape(self.c_proj.weight)})"
 
 
 @dataclass
@@ -52,6 +68,11 @@ class Block:
     ln_2: LayerNorm
     mlp: MLP
 
+    def __repr__(self) -> str:
+        ln_1, ln_2 = _shape(self.ln_1.weight), _shape(self.ln_2.weight)
+        dtype = self.attn.c_attn.weight.dtype
+        return f"Block(ln_1 {ln_1}, {self.attn!r}, ln_2 {ln_2}, {self.mlp!r}, {dtype})"
+
 
 @dataclass
 class GPT2Params:
@@ -60,6 +81,19 @@ class GPT2Params:
     h: list[Block]
     ln_f: LayerNorm
     lm_head: np.ndarray  # [vocab, C]: wte itself unless the file carries a separate head
+
+    def __repr__(self) -> str:
+        # Shapes only: the dataclass repr summarised every array, 170,000 characters for the
+        # bundled model and a million for gpt2, too long for a debugger's variables pane.
+        head = "tied to wte" if self.lm_head is self.wte else _shape(self.lm_head)
+        return (
+            f"GPT2Params(wte {_shape(self.wte)} {self.wte.dtype}, wpe {_shape(self.wpe)}, "
+            f"h: {len(self.h)} x Block, ln_f {_shape(self.ln_f.weight)}, lm_head {head})"
+        )
+
+
+def _shape(array: np.ndarray) -> str:
+    return "[" + ", ".join(str(n) for n in array.shape) + "]"
 
 
 def expected_shapes(config: GPT2Config) -> dict[str, tuple[int, ...]]:
