@@ -123,7 +123,7 @@ def block_setup(ctx: Context, pictures) -> str:
     random = "  (RANDOM weights: the text is noise)" if is_random_demo(ctx.model_dir) else ""
     name = ctx.model_dir.name
     return (
-        f"```text\nmodel:  weights/{name}: {c.n_layer} layers, {c.n_head} heads, {c.n_embd} wide, "
+        f"```text\nmodel:  {name}: {c.n_layer} layers, {c.n_head} heads, {c.n_embd} wide, "
         f"context {c.n_positions}, vocabulary {c.vocab_size}{random}\n"
         f"prompt: {PROMPT!r} -> {ctx.prompt}\n```\n"
     )

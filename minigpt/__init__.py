@@ -21,10 +21,9 @@ def load(path: str | os.PathLike) -> GPT2:
 
 
 def load_tokenizer(path: str | os.PathLike):
-    """The tokenizer of a model directory or name, with .encode(text) and .decode(ids)."""
-    from minigpt.hub import resolve_model_dir
+    """The tokenizer, with .encode(text) and .decode(ids), of a model directory, a tokenizer
+    directory (tokenizer.json, or vocab.json + merges.txt) or a name: "gpt2" and the other
+    published GPT-2 models need no weights, since they share the bundled vocabulary."""
     from minigpt.tokenizer import load_tokenizer as _load
-    from minigpt.tokenizer import tokenizer_dir_for
 
-    model_dir = resolve_model_dir(path)
-    return _load(tokenizer_dir_for(model_dir))
+    return _load(path)

@@ -1,9 +1,13 @@
-"""Download a published GPT-2 checkpoint from the Hugging Face hub into weights/NAME/.
+"""Download a published GPT-2 checkpoint from the Hugging Face hub into the checkpoints directory.
 
-    python weights/scripts/download.py gpt2
-    python weights/scripts/download.py gpt2-medium --dest /data/gpt2-medium
+    minigpt download gpt2                        # or: python -m minigpt download gpt2
+    minigpt download gpt2-medium --dest /data/gpt2-medium
+    python weights/scripts/download.py gpt2      # the same code, from a checkout
 
-Standard library only, so it runs before anything is installed. What it does, and why:
+The checkpoint lands in checkpoints_dir()/NAME/: weights/NAME/ in a checkout, else
+$MINIGPT_HOME/NAME/ or ~/.cache/minigpt/NAME/ (see minigpt/installation.py), where
+`--model NAME` then finds it. Standard library only (no requests, no huggingface_hub), so it
+runs before NumPy is installed. What it does, and why:
 
 - Fetches config.json, tokenizer.json, vocab.json, merges.txt and model.safetensors from
   {HF_ENDPOINT}/{repo}/resolve/{revision}/{file}, at a pinned git revision of the hub repo, so
@@ -32,6 +36,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from minigpt.errors import MiniGPTError
+from minigpt.installation import checkpoints_dir
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 WEIGHTS_FILE = "model.safetensors"
@@ -86,8 +93,8 @@ MODELS = {
 }
 
 
-class DownloadError(Exception):
-    """A failure the user can act on; main() prints its message as one line."""
+class DownloadError(MiniGPTError):
+    """A failure the user can act on; main() and the `minigpt` command print it as one line."""
 
 
 class TransferInterrupted(Exception):
@@ -361,7 +368,7 @@ def download_file(url: str, final: Path, expected: Expected | None = None) -> No
 # ---------------------------------------------------------------- the command line
 
 
-def expected_weights(model: PublishedModel, args: argparse.Namespace) -> Expected:
+def expected_weights(model: PublishedModel, revision: str, args: argparse.Namespace) -> Expected:
     """What model.safetensors must hash to, or a DownloadError if we cannot know it."""
     if args.sha256:
         if not is_sha256(args.sha256):
@@ -370,9 +377,9 @@ def expected_weights(model: PublishedModel, args: argparse.Namespace) -> Expecte
     if args.no_verify:
         print("warning: --no-verify: installing model.safetensors unchecked", file=sys.stderr)
         return Expected(None, None)
-    if args.revision != model.revision:
+    if revision != model.revision:
         raise DownloadError(
-            f"no sha256 is pinned for revision {args.revision} (only for {model.revision}), so "
+            f"no sha256 is pinned for revision {revision} (only for {model.revision}), so "
             "model.safetensors could not be verified: pass --sha256 HEX, or --no-verify to "
             "install it unchecked"
         )
@@ -387,42 +394,55 @@ def is_sha256(text: str) -> bool:
 def download_model(name: str, args: argparse.Namespace) -> Path:
     """Fetch every file of one published model into its destination directory."""
     model = MODELS[name]
-    expected = expected_weights(model, args)  # refuse before downloading, not after
-    dest = Path(args.dest) if args.dest else Path(__file__).resolve().parent.parent / name
-    print(f"{name}: {model.repo} at {args.revision} -> {dest}", file=sys.stderr)
+    revision = args.revision or model.revision
+    expected = expected_weights(model, revision, args)  # refuse before downloading, not after
+    dest = Path(args.dest).expanduser() if args.dest else checkpoints_dir() / name
+    print(f"{name}: {model.repo} at {revision} -> {dest}", file=sys.stderr)
     for filename in FILES:
-        url = file_url(model.repo, args.revision, filename)
+        url = file_url(model.repo, revision, filename)
         download_file(url, dest / filename, expected if filename == WEIGHTS_FILE else None)
     return dest
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description="Download a published GPT-2 checkpoint (resumable, sha256-verified).",
-        epilog="Environment: HF_ENDPOINT (a hub mirror), HF_TOKEN (an access token).",
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options, shared by this module's own main() and `minigpt download`."""
     parser.add_argument("name", choices=sorted(MODELS), help="which model")
     parser.add_argument("--revision", help="hub git revision (default: the pinned commit)")
-    parser.add_argument("--dest", help="directory to fill (default: weights/NAME)")
+    parser.add_argument("--dest", help=f"directory to fill (default: {checkpoints_dir()}/NAME)")
     parser.add_argument("--sha256", help="expected sha256 of model.safetensors (for --revision)")
     parser.add_argument("--no-verify", action="store_true", help="install unverified weights")
-    args = parser.parse_args(argv)
-    args.revision = args.revision or MODELS[args.name].revision
-    return args
+    return parser
+
+
+DESCRIPTION = "Download a published GPT-2 checkpoint (resumable, sha256-verified)."
+ENVIRONMENT = "HF_ENDPOINT (a hub mirror), HF_TOKEN (an access token), MINIGPT_HOME (see --dest)."
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=DESCRIPTION, epilog="Environment: " + ENVIRONMENT)
+    return add_arguments(parser).parse_args(argv)
+
+
+def command(args: argparse.Namespace, out, err) -> int:
+    """Download what `args` asks for: `minigpt download NAME` (minigpt/cli.py prints a
+    DownloadError as its one error line) and main() below."""
+    try:
+        dest = download_model(args.name, args)
+    except KeyboardInterrupt:
+        print("\ninterrupted: run the same command again to resume", file=err)
+        return 130
+    print(f"done: {dest}", file=err)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
+    """weights/scripts/download.py and `python -m minigpt.download`."""
     args = parse_args(argv)
     try:
-        dest = download_model(args.name, args)
+        return command(args, sys.stdout, sys.stderr)
     except DownloadError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("\ninterrupted: run the same command again to resume", file=sys.stderr)
-        return 130
-    print(f"done: {dest}", file=sys.stderr)
-    return 0
 
 
 if __name__ == "__main__":

@@ -2,10 +2,12 @@
 
 The published weights cannot be downloaded everywhere, and tests want tiny models, so the
 project builds its own: the same tensor names, shapes, dtypes and mask buffers as the hub's
-`model.safetensors`, random values. Examples:
+`model.safetensors`, random values. It lives in the package, not only in the repository, because
+minigpt builds its random stand-in for the bundled model with it (minigpt/defaults.py).
+Examples (weights/scripts/make_random.py runs the same code):
 
-    python weights/scripts/make_random.py weights/random-tiny --n-layer 2 --n-embd 64 --n-head 4
-    python weights/scripts/make_random.py weights/random-gpt2 --preset gpt2   # 124M shape
+    python -m minigpt.make_random weights/random-tiny --n-layer 2 --n-embd 64 --n-head 4
+    python -m minigpt.make_random weights/random-gpt2 --preset gpt2   # 124M shape
 """
 
 from __future__ import annotations
@@ -13,16 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 from safetensors.numpy import save_file
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from anywhere in the repo
-
-from minigpt.config import PRESETS, GPT2Config  # noqa: E402
-from minigpt.weights import expected_shapes  # noqa: E402
+from minigpt.config import PRESETS, GPT2Config
+from minigpt.weights import expected_shapes
 
 
 def random_tensors(

@@ -11,7 +11,7 @@ Decoding runs backwards: id -> token string -> bytes -> UTF-8 text. One token ma
 part of a multi-byte character (an emoji is 4 bytes, often split over 2 tokens), which is why
 streaming output must hold back an incomplete tail; see `StreamDecoder`.
 
->>> tok = load_tokenizer("weights/gpt2-tokenizer")
+>>> tok = load_tokenizer("gpt2")  # GPT-2's vocabulary, bundled: no weights needed
 >>> tok.encode("I have a dream")
 [40, 423, 257, 4320]
 >>> tok.decode([40, 423, 257, 4320])
@@ -29,12 +29,14 @@ from pathlib import Path
 import tokenizers
 from tokenizers import AddedToken, decoders, models, pre_tokenizers
 
+from minigpt import hub
 from minigpt.errors import MiniGPTError
+from minigpt.installation import data_dir
 
 EOS_TOKEN = "<|endoftext|>"
 GPT2_VOCAB_SIZE = 50257
-# The real GPT-2 vocabulary, vendored in this repository (see its README.md).
-BUNDLED_GPT2_DIR = Path(__file__).resolve().parent.parent / "weights" / "gpt2-tokenizer"
+# The real GPT-2 vocabulary, shipped inside the package (see its README.md for where from).
+BUNDLED_GPT2_DIR = data_dir("gpt2-tokenizer")
 
 
 def byte_to_char_table() -> dict[int, str]:
@@ -61,10 +63,10 @@ CHAR_TO_BYTE = {char: byte for byte, char in byte_to_char_table().items()}
 class Tokenizer:
     """GPT-2 byte-level BPE: `encode` text to ids, `decode` ids to text.
 
-    Build one with `load_tokenizer(directory)`. `<|endoftext|>` written literally in the
-    text encodes to its single id, as Hugging Face's GPT2TokenizerFast does.
+    Build one with `load_tokenizer(directory or name)`. `<|endoftext|>` written literally in
+    the text encodes to its single id, as Hugging Face's GPT2TokenizerFast does.
 
-    >>> tok = load_tokenizer("weights/gpt2-tokenizer")
+    >>> tok = load_tokenizer("gpt2")
     >>> tok.vocab_size, tok.eos_token_id
     (50257, 50256)
     >>> tok.encode("The dog<|endoftext|>")
@@ -84,7 +86,7 @@ class Tokenizer:
     def encode(self, text: str) -> list[int]:
         """Token ids of `text`; no tokens are added at either end.
 
-        >>> load_tokenizer("weights/gpt2-tokenizer").encode(" Hello world")
+        >>> load_tokenizer("gpt2").encode(" Hello world")
         [18435, 995]
         """
         if not isinstance(text, str):
@@ -94,7 +96,7 @@ class Tokenizer:
     def decode(self, ids: Sequence[int]) -> str:
         """The text of `ids`. Bytes that do not form valid UTF-8 become U+FFFD.
 
-        >>> load_tokenizer("weights/gpt2-tokenizer").decode([464, 3290, 50256])
+        >>> load_tokenizer("gpt2").decode([464, 3290, 50256])
         'The dog<|endoftext|>'
         """
         checked = self.check_ids(ids)
@@ -125,7 +127,7 @@ class Tokenizer:
     def token_bytes(self, token_id: int) -> bytes:
         """The raw bytes one token stands for (possibly part of a UTF-8 character).
 
-        >>> load_tokenizer("weights/gpt2-tokenizer").token_bytes(3290)
+        >>> load_tokenizer("gpt2").token_bytes(3290)
         b' dog'
         """
         token = self._backend.id_to_token(self.check_id(token_id))
@@ -142,7 +144,7 @@ class Tokenizer:
     def decode_stream(self, ids: Iterable[int]) -> Iterator[str]:
         """Yield text as ids arrive, never half a character; the pieces join to `decode(ids)`.
 
-        >>> tok = load_tokenizer("weights/gpt2-tokenizer")
+        >>> tok = load_tokenizer("gpt2")
         >>> ids = tok.encode("你好")  # each character spans two tokens
         >>> [tok.decode([i]) for i in ids], list(tok.decode_stream(ids))
         (['�', '�', '�', '�'], ['你', '好'])
@@ -164,7 +166,7 @@ class StreamDecoder:
     back until the token that completes it arrives. `finish()` flushes what is left (bytes
     that never became a character come out as U+FFFD, as in `Tokenizer.decode`).
 
-    >>> stream = load_tokenizer("weights/gpt2-tokenizer").stream_decoder()
+    >>> stream = load_tokenizer("gpt2").stream_decoder()
     >>> [stream.push(i) for i in [64, 8582, 25081]], stream.finish()  # "a🙂"
     (['a', '', '🙂'], '')
     """
@@ -197,11 +199,11 @@ def tokenizer_dir_for(model_dir: str | Path) -> Path:
     """The directory to load a model's tokenizer from.
 
     The model's own directory if it has tokenizer files. Otherwise, a model whose config.json
-    says vocab_size 50257 uses GPT-2's vocabulary, bundled in weights/gpt2-tokenizer/;
+    says vocab_size 50257 uses GPT-2's vocabulary, bundled in minigpt/data/gpt2-tokenizer/;
     anything else has no tokenizer we could know, and raises MiniGPTError.
 
-    >>> tokenizer_dir_for("weights/gpt2-tokenizer").name
-    'gpt2-tokenizer'
+    >>> tokenizer_dir_for(hub.resolve_model_dir("minigpt-tiny")).name  # has its own
+    'minigpt-tiny'
     """
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
@@ -229,16 +231,41 @@ def config_vocab_size(model_dir: Path) -> int | None:
         raise MiniGPTError(f"tokenizer: cannot read vocab_size from {path} ({e!r})") from None
 
 
-def load_tokenizer(path: str | Path) -> Tokenizer:
-    """Load GPT-2's tokenizer from a directory (tokenizer files, or a model directory).
+def resolve_tokenizer_dir(name_or_path: str | Path) -> Path:
+    """The directory to load a tokenizer from, for a directory or a model name.
 
-    tokenizer.json is used if present, else vocab.json + merges.txt. A model directory with
-    neither falls back as `tokenizer_dir_for` explains.
+    A directory: its own tokenizer files, or the fallback `tokenizer_dir_for` explains. A
+    published GPT-2 name (gpt2, gpt2-medium, ..., distilgpt2): they all share one vocabulary,
+    so no weights are needed: the tokenizer files of a download or a Hugging Face snapshot if
+    one is on disk, else the bundled copy. Any other name: the model it names (minigpt-tiny,
+    or a folder of the checkpoints directory), which may hold tokenizer files only.
 
-    >>> load_tokenizer("weights/gpt2-tokenizer").encode("The dog")
+    >>> resolve_tokenizer_dir("distilgpt2") == BUNDLED_GPT2_DIR  # with no download on disk
+    True
+    """
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return tokenizer_dir_for(path)
+    argument = str(name_or_path)
+    published = hub.published_name(argument)
+    if published is not None:
+        return hub.find_named_dir(published, has_tokenizer_files) or BUNDLED_GPT2_DIR
+    found = hub.find_named_dir(argument, Path.is_dir)
+    if found is not None:
+        return tokenizer_dir_for(found)
+    raise MiniGPTError(f"tokenizer: {hub.not_found_message(argument, path)}")
+
+
+def load_tokenizer(name_or_path: str | Path) -> Tokenizer:
+    """Load GPT-2's tokenizer from a directory (tokenizer files, or a model directory) or for
+    a model name; no weights are needed (see `resolve_tokenizer_dir`).
+
+    tokenizer.json is used if present, else vocab.json + merges.txt.
+
+    >>> load_tokenizer("gpt2").encode("The dog")
     [464, 3290]
     """
-    directory = tokenizer_dir_for(path)
+    directory = resolve_tokenizer_dir(name_or_path)
     if (directory / "tokenizer.json").is_file():
         backend = backend_from_tokenizer_json(directory / "tokenizer.json")
     else:

@@ -1,7 +1,7 @@
-"""The bundled default model, weights/minigpt-tiny/: present, small, well-formed, and it talks.
+"""The bundled default model, minigpt/data/minigpt-tiny/: present, small, well-formed, it talks.
 
 It is what `make demo` runs on a machine with no network, so these tests check what a learner
-would notice: the files are there and fit in the repository, the weights match their config in
+would notice: the files are there and fit in the package, the weights match their config in
 the published GPT-2 layout, the tokenizer round-trips text, greedy output is made of English
 words, and greedy search, beam search and sampling do not all print the same thing.
 """
@@ -23,9 +23,11 @@ from safetensors import safe_open
 import minigpt
 from decoding import beam_search, greedy_search, sample
 from minigpt.defaults import DEMO_PROMPT
+from minigpt.hub import resolve_model_dir
+from minigpt.installation import data_dir
 
 REPO = Path(__file__).resolve().parents[1]
-BUNDLED = REPO / "weights" / "minigpt-tiny"
+BUNDLED = data_dir("minigpt-tiny")
 FILES = ["config.json", "model.safetensors", "tokenizer.json", "MODEL_CARD.md"]
 MAX_BYTES = 20 * 1024 * 1024
 
@@ -97,9 +99,11 @@ def corpus_words() -> set[str]:
 # -- Files and layout ---------------------------------------------------------------------------
 
 
-def test_bundled_files_exist_and_fit_in_the_repository():
+def test_bundled_files_exist_and_fit_in_the_package():
+    assert BUNDLED == REPO / "minigpt" / "data" / "minigpt-tiny"
+    assert resolve_model_dir("minigpt-tiny") == BUNDLED
     for name in FILES:
-        assert (BUNDLED / name).is_file(), f"weights/minigpt-tiny/{name} is missing"
+        assert (BUNDLED / name).is_file(), f"minigpt/data/minigpt-tiny/{name} is missing"
     total = sum(p.stat().st_size for p in BUNDLED.iterdir() if p.is_file())
     assert total <= MAX_BYTES, f"bundled model is {total:,} bytes, over the 20 MB budget"
 

@@ -1,16 +1,15 @@
-"""weights/scripts/download.py against a stand-in hub served on 127.0.0.1 (never the network).
+"""minigpt/download.py against a stand-in hub served on 127.0.0.1 (never the network).
 
 The stand-in serves a small random GPT-2 checkpoint in the hub's URL layout
 ({endpoint}/{repo}/resolve/{revision}/{file}), honours HTTP Range, and can misbehave on demand:
-drop a connection mid-body, redirect to another host, answer 401/404. Each run of the script is
-a real subprocess, as a learner would run it, with HF_ENDPOINT pointing at the stand-in.
+drop a connection mid-body, redirect to another host, answer 401/404. Each run is a real
+subprocess, as a learner would run it, with HF_ENDPOINT pointing at the stand-in.
 """
 
 from __future__ import annotations
 
 import doctest
 import hashlib
-import importlib.util
 import json
 import os
 import socket
@@ -29,22 +28,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from safetensors.numpy import load, load_file, save
 
+from minigpt import download
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = REPO_ROOT / "weights" / "scripts" / "download.py"
+SCRIPT = REPO_ROOT / "weights" / "scripts" / "download.py"  # a thin wrapper of minigpt.download
 REVISION = "0123456789abcdef0123456789abcdef01234567"  # a revision nothing else pins
 FILES = ("config.json", "tokenizer.json", "vocab.json", "merges.txt", "model.safetensors")
-
-
-def load_script():
-    """Import download.py as a module (it lives outside any package)."""
-    spec = importlib.util.spec_from_file_location("download_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while it loads
-    spec.loader.exec_module(module)
-    return module
-
-
-download = load_script()
 
 
 # ---------------------------------------------------------------- a random checkpoint
@@ -174,14 +163,21 @@ def hub():
         yield server
 
 
-def run_script(endpoint: str, *args: str, token: str | None = None):
-    """Run download.py as a subprocess against `endpoint`; no proxy, no inherited token."""
+def hub_env(endpoint: str, token: str | None = None, **extra: str) -> dict[str, str]:
+    """The environment of a run against `endpoint`: no proxy, no inherited token or home."""
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
     env.pop("HF_TOKEN", None)
+    env.pop("MINIGPT_HOME", None)
     env["HF_ENDPOINT"] = endpoint
     if token is not None:
         env["HF_TOKEN"] = token
+    return env | extra
+
+
+def run_script(endpoint: str, *args: str, token: str | None = None):
+    """Run weights/scripts/download.py as a subprocess against `endpoint`."""
     command = [sys.executable, str(SCRIPT), "gpt2", "--revision", REVISION, *args]
+    env = hub_env(endpoint, token)
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
 
 

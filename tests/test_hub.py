@@ -1,4 +1,4 @@
-"""minigpt.hub.resolve_model_dir: checkpoint dirs, weights/NAME/, a fake Hugging Face cache."""
+"""minigpt.hub.resolve_model_dir: checkpoint dirs, bundled and local names, a fake HF cache."""
 
 from __future__ import annotations
 
@@ -7,11 +7,14 @@ import os
 from pathlib import Path
 
 import pytest
+from checkpoints import FAKE_CHECKPOINT, make_cached_snapshot
 
 import minigpt.hub as hub
+from minigpt import cli
 from minigpt.errors import MiniGPTError
+from minigpt.installation import checkpoints_dir
 
-CHECKPOINT_FILES = {"config.json": b'{"n_layer": 2}', "model.safetensors": b"weights"}
+CHECKPOINT_FILES = FAKE_CHECKPOINT
 
 
 @pytest.fixture(autouse=True)
@@ -20,7 +23,7 @@ def isolated(tmp_path, monkeypatch):
     for variable in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HOME", "XDG_CACHE_HOME"):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(hub, "WEIGHTS_DIR", tmp_path / "repo" / "weights")
+    monkeypatch.setenv("MINIGPT_HOME", str(tmp_path / "repo" / "weights"))
     (tmp_path / "repo" / "weights" / "scripts").mkdir(parents=True)
     work = tmp_path / "work"
     work.mkdir()
@@ -34,29 +37,11 @@ def make_checkpoint(directory: Path, files: dict[str, bytes] = CHECKPOINT_FILES)
     return directory
 
 
-def make_cached_snapshot(
-    cache: Path, repo: str, commit: str, files=CHECKPOINT_FILES, main: bool = False
-) -> Path:
-    """Lay out one snapshot the way huggingface_hub does: files are symlinks into blobs/."""
-    folder = cache / ("models--" + repo.replace("/", "--"))
-    snapshot = folder / "snapshots" / commit
-    snapshot.mkdir(parents=True)
-    (folder / "blobs").mkdir(exist_ok=True)
-    for name, body in files.items():
-        blob = folder / "blobs" / f"{commit[:8]}-{name}"
-        blob.write_bytes(body)
-        (snapshot / name).symlink_to(os.path.relpath(blob, snapshot))
-    if main:
-        (folder / "refs").mkdir(exist_ok=True)
-        (folder / "refs" / "main").write_text(commit)
-    return snapshot
-
-
 def set_mtime(path: Path, seconds: float) -> None:
     os.utime(path, (seconds, seconds))
 
 
-# ---------------------------------------------------------------- directories and weights/
+# ---------------------------------------------------------------- directories and names
 
 
 def test_a_checkpoint_directory_is_returned_as_given(tmp_path):
@@ -68,19 +53,34 @@ def test_a_checkpoint_directory_is_returned_as_given(tmp_path):
 def test_weights_name_is_preferred_over_the_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     make_cached_snapshot(tmp_path / "hf" / "hub", "openai-community/gpt2", "a" * 40, main=True)
-    local = make_checkpoint(hub.WEIGHTS_DIR / "gpt2")
+    local = make_checkpoint(checkpoints_dir() / "gpt2")
     assert hub.resolve_model_dir("gpt2") == local
 
 
-def test_a_local_model_under_weights_is_a_known_name():
-    local = make_checkpoint(hub.WEIGHTS_DIR / "minigpt-tiny")
-    assert hub.resolve_model_dir("minigpt-tiny") == local
-    assert hub.known_model_names() == [*hub.KNOWN_MODELS, "minigpt-tiny"]
+def test_a_model_in_the_checkpoints_directory_is_a_known_name():
+    local = make_checkpoint(checkpoints_dir() / "my-model")
+    assert hub.resolve_model_dir("my-model") == local
+    assert hub.known_model_names() == [*hub.KNOWN_MODELS, "minigpt-tiny", "my-model"]
+
+
+def test_the_bundled_model_resolves_from_any_directory_to_the_package():
+    """`minigpt-tiny` is found in minigpt/data/ (the working directory is an empty folder),
+    even if the checkpoints directory has a folder of that name."""
+    package = Path(hub.__file__).resolve().parent
+    assert hub.resolve_model_dir("minigpt-tiny") == package / "data" / "minigpt-tiny"
+    make_checkpoint(checkpoints_dir() / "minigpt-tiny")
+    assert hub.resolve_model_dir("minigpt-tiny") == package / "data" / "minigpt-tiny"
+
+
+def test_a_name_with_a_path_in_it_never_leaves_the_checkpoints_directory():
+    make_checkpoint(checkpoints_dir().parent / "outside")  # checkpoints_dir() / "../outside"
+    with pytest.raises(MiniGPTError, match="no such directory"):
+        hub.resolve_model_dir("../outside")
 
 
 def test_an_incomplete_weights_dir_falls_back_to_the_cache(tmp_path, monkeypatch):
     """An interrupted download leaves weights/gpt2/ without model.safetensors: look further."""
-    make_checkpoint(hub.WEIGHTS_DIR / "gpt2", {"config.json": b"{}"})
+    make_checkpoint(checkpoints_dir() / "gpt2", {"config.json": b"{}"})
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     snapshot = make_cached_snapshot(tmp_path / "hf" / "hub", "openai-community/gpt2", "b" * 40)
     assert hub.resolve_model_dir("gpt2") == snapshot
@@ -124,7 +124,7 @@ def test_a_dangling_blob_symlink_does_not_count(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     snapshot = make_cached_snapshot(tmp_path / "hf" / "hub", "openai-community/gpt2", "3" * 40)
     (snapshot / "model.safetensors").resolve().unlink()  # the blob was garbage-collected
-    with pytest.raises(MiniGPTError, match="download.py gpt2"):
+    with pytest.raises(MiniGPTError, match="minigpt download gpt2"):
         hub.resolve_model_dir("gpt2")
 
 
@@ -158,17 +158,18 @@ def test_missing_weights_name_the_command_that_fetches_them():
     with pytest.raises(MiniGPTError) as caught:
         hub.resolve_model_dir("gpt2-large")
     message = str(caught.value)
-    assert "python weights/scripts/download.py gpt2-large" in message
+    assert "fetch them with: python -m minigpt download gpt2-large" in message
+    assert str(checkpoints_dir() / "gpt2-large") in message
     assert "\n" not in message
 
 
 def test_an_unknown_name_lists_the_known_ones():
-    make_checkpoint(hub.WEIGHTS_DIR / "my-model")
+    make_checkpoint(checkpoints_dir() / "my-model")
     with pytest.raises(MiniGPTError) as caught:
         hub.resolve_model_dir("gpt-5")
     message = str(caught.value)
     assert "unknown model 'gpt-5'" in message
-    for name in [*hub.KNOWN_MODELS, "my-model"]:
+    for name in [*hub.KNOWN_MODELS, "minigpt-tiny", "my-model"]:
         assert name in message
     assert "scripts" not in message and "\n" not in message
 
@@ -188,9 +189,29 @@ def test_a_directory_without_a_checkpoint_says_which_files_it_needs(tmp_path):
         hub.resolve_model_dir(tmp_path / "empty")
 
 
-def test_the_real_weights_dir_is_the_repos_weights_folder():
-    real = Path(hub.__file__).resolve().parent.parent / "weights"
-    assert (real / "scripts").is_dir()
+def test_an_incomplete_named_checkpoint_says_which_files_it_needs():
+    make_checkpoint(checkpoints_dir() / "half", {"config.json": b"{}"})
+    with pytest.raises(MiniGPTError, match=r"half/ is not a complete checkpoint: it needs"):
+        hub.resolve_model_dir("half")
+
+
+def test_a_file_is_refused_with_its_directory_named(tmp_path):
+    """--model .../model.safetensors: the message says it is a file and which directory to pass."""
+    directory = make_checkpoint(tmp_path / "ckpt")
+    with pytest.raises(MiniGPTError) as caught:
+        hub.resolve_model_dir(directory / "model.safetensors")
+    message = str(caught.value)
+    assert "model.safetensors is a file" in message
+    assert f"pass the directory that holds it ({directory})" in message
+
+
+def test_the_command_line_says_a_model_file_is_a_file(tmp_path, capsys):
+    directory = make_checkpoint(tmp_path / "ckpt")
+    status = cli.main(["generate", "hi", "--model", str(directory / "model.safetensors")])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert err.count("\n") == 1 and err.startswith("minigpt: error: ")
+    assert "is a file" in err and str(directory) in err
 
 
 def test_docstring_examples_run():

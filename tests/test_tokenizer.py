@@ -1,4 +1,4 @@
-"""GPT-2's tokenizer, checked with the real vocabulary vendored in weights/gpt2-tokenizer/."""
+"""GPT-2's tokenizer, checked with the real vocabulary bundled in minigpt/data/gpt2-tokenizer/."""
 
 from __future__ import annotations
 
@@ -11,12 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tokenizers
+from checkpoints import FAKE_CHECKPOINT, build, make_cached_snapshot
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from reference import require_reference
 from tokenizers import AddedToken, decoders, models, pre_tokenizers
 
+import minigpt
+from minigpt.config import GPT2Config
 from minigpt.errors import MiniGPTError
+from minigpt.hub import HUB_REPOS
+from minigpt.installation import checkpoints_dir, data_dir
 from minigpt.tokenizer import (
     BUNDLED_GPT2_DIR,
     byte_to_char_table,
@@ -227,6 +232,86 @@ def test_model_dir_without_gpt2_vocab_size_has_no_tokenizer(tmp_path, config):
         load_tokenizer(tmp_path)
 
 
+# -- Names and tokenizer-only directories: no weights needed ---------------------------------
+
+
+@pytest.fixture
+def no_downloads(tmp_path, monkeypatch):
+    """An empty checkpoints directory and an empty Hugging Face cache: no weights anywhere."""
+    monkeypatch.setenv("MINIGPT_HOME", str(tmp_path / "checkpoints"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    work = tmp_path / "work"  # a working directory with nothing in it, away from the repo
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return tmp_path
+
+
+@pytest.mark.parametrize("name", [*HUB_REPOS, "openai-community/gpt2", "distilbert/distilgpt2"])
+def test_a_published_name_needs_no_weights(no_downloads, name):
+    tok = minigpt.load_tokenizer(name)
+    assert tok.source == str(BUNDLED_GPT2_DIR)
+    assert tok.encode("I have a dream") == [40, 423, 257, 4320]
+
+
+def test_a_downloaded_model_without_tokenizer_files_uses_the_bundled_vocabulary(no_downloads):
+    build(checkpoints_dir() / "gpt2", GPT2Config(n_layer=1, n_head=2, n_embd=16, n_positions=8))
+    assert minigpt.load_tokenizer("gpt2").source == str(BUNDLED_GPT2_DIR)
+
+
+@pytest.mark.parametrize(
+    "files", [FAKE_CHECKPOINT, {"config.json": b"{}"}, {"README.md": b"# gpt2"}]
+)
+def test_a_cached_snapshot_without_tokenizer_files_falls_back_to_the_bundled_one(
+    no_downloads, files
+):
+    """Whatever else the snapshot holds or lacks (weights, a config.json without vocab_size),
+    gpt2's vocabulary is known: no message about weights or configs."""
+    make_cached_snapshot(no_downloads / "hf", "openai-community/gpt2", "a" * 40, files, main=True)
+    tok = minigpt.load_tokenizer("gpt2")
+    assert (tok.source, tok.vocab_size) == (str(BUNDLED_GPT2_DIR), 50257)
+
+
+def test_a_cached_snapshot_with_tokenizer_files_is_used(no_downloads):
+    """What transformers' AutoTokenizer.from_pretrained("gpt2") leaves: tokenizer files only."""
+    save_tokenizer_json(no_downloads / "made")
+    files = {"tokenizer.json": (no_downloads / "made" / "tokenizer.json").read_bytes()}
+    snapshot = make_cached_snapshot(no_downloads / "hf", "gpt2", "b" * 40, files, main=True)
+    tok = minigpt.load_tokenizer("gpt2")
+    assert tok.source == str(snapshot)
+    assert tok.encode("The dog") == [464, 3290]
+
+
+def test_the_bundled_model_name_gives_its_own_tokenizer(no_downloads):
+    tok = minigpt.load_tokenizer("minigpt-tiny")
+    assert tok.source == str(data_dir("minigpt-tiny"))
+    assert tok.vocab_size == 1478
+
+
+def test_a_tokenizer_json_directory_without_config_or_weights(tmp_path):
+    directory = save_tokenizer_json(tmp_path / "only-tokenizer-json")
+    assert sorted(p.name for p in directory.iterdir()) == ["tokenizer.json"]
+    assert minigpt.load_tokenizer(directory).encode("The dog") == [464, 3290]
+
+
+def test_a_vocab_and_merges_directory_without_config_or_weights(tmp_path):
+    shutil.copy(VOCAB, tmp_path / "vocab.json")
+    shutil.copy(MERGES, tmp_path / "merges.txt")
+    tok = minigpt.load_tokenizer(tmp_path)
+    assert tok.source == str(tmp_path)
+    assert tok.encode("The dog") == [464, 3290]
+
+
+def test_a_tokenizer_only_folder_in_the_checkpoints_directory_is_a_name(no_downloads):
+    save_tokenizer_json(checkpoints_dir() / "my-tokenizer")
+    tok = minigpt.load_tokenizer("my-tokenizer")
+    assert tok.source == str(checkpoints_dir() / "my-tokenizer")
+
+
+def test_an_unknown_name_lists_the_known_ones(no_downloads):
+    message = one_line_error(lambda: minigpt.load_tokenizer("gpt-5"), "unknown model 'gpt-5'")
+    assert message.startswith("tokenizer: ") and "gpt2" in message and "minigpt-tiny" in message
+
+
 # -- Bad input --------------------------------------------------------------------------------
 
 
@@ -246,11 +331,13 @@ def write_files(directory: Path, vocab: str, merges: str) -> Path:
 
 
 def test_missing_directory(tmp_path):
-    one_line_error(lambda: load_tokenizer(tmp_path / "nope"), "not a directory")
+    one_line_error(lambda: load_tokenizer(tmp_path / "nope"), "no such directory")
+    one_line_error(lambda: tokenizer_dir_for(tmp_path / "nope"), "not a directory")
 
 
 def test_file_instead_of_directory():
-    one_line_error(lambda: load_tokenizer(VOCAB), "not a directory")
+    message = one_line_error(lambda: load_tokenizer(VOCAB), "vocab.json is a file")
+    assert f"pass the directory that holds it ({VOCAB.parent})" in message
 
 
 def test_only_one_of_the_two_files(tmp_path):

@@ -64,7 +64,7 @@ def bigram(seed: int, vocab: int = 10):
 
 def test_walkthrough_is_up_to_date_with_the_bundled_model():
     if is_random_demo(default_model_dir()):
-        pytest.skip("weights/minigpt-tiny/ is missing, so the walkthrough cannot be rebuilt")
+        pytest.skip("the bundled minigpt-tiny is missing, so the walkthrough cannot be rebuilt")
     stale = walkthrough.stale_files(walkthrough.load_context(None))
     assert stale == [], "run: python docs/build_walkthrough.py"
 
@@ -287,7 +287,7 @@ def test_the_posts_gpt2_outputs():
 def test_the_readme_picture_is_what_its_command_draws(tmp_path):
     """README.md shows docs/img/beam-tree.svg under a command: that command draws that tree."""
     if is_random_demo(default_model_dir()):
-        pytest.skip("weights/minigpt-tiny/ is missing, so the picture cannot be redrawn")
+        pytest.skip("the bundled minigpt-tiny is missing, so the picture cannot be redrawn")
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     command = next(line for line in readme.splitlines() if "--tree beam.svg" in line)
     argv = shlex.split(command)[1:]  # drop "minigpt"

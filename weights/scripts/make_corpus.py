@@ -1,6 +1,6 @@
 """Write the training corpus of the bundled model: simple children's stories from a grammar.
 
-The bundled model (weights/minigpt-tiny/) has to be rebuildable on a fresh machine that reaches
+The bundled model (minigpt/data/minigpt-tiny/) has to be rebuildable on a fresh machine that reaches
 nothing but package registries, and its text has to be free of any licence question. So the
 corpus is not downloaded: it is generated here, from a small probabilistic grammar of the
 stories a five-year-old is told. Every story has a cast (a hero, a friend, a grown-up), a place,

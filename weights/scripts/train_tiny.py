@@ -1,4 +1,4 @@
-"""Train the bundled default model, weights/minigpt-tiny/, from nothing but this repository.
+"""Train the bundled default model, minigpt-tiny, from nothing but this repository.
 
     python weights/scripts/train_tiny.py            # about half an hour on 2 CPU cores
 
@@ -8,7 +8,8 @@ What it does, in order:
 3. trains a small GPT-2 (transformers' GPT2LMHeadModel) on random windows of the token stream;
 4. saves config.json, tokenizer.json and model.safetensors in the published GPT-2 layout
    (`wte.weight`, `h.0.attn.c_attn.weight` as [in, out], ..., no `transformer.` prefix and no
-   `lm_head.weight`, which is tied to `wte`), so minigpt.load reads it like the real gpt2;
+   `lm_head.weight`, which is tied to `wte`), so minigpt.load reads it like the real gpt2,
+   into minigpt/data/minigpt-tiny/: inside the package, so that every install of minigpt has it;
 5. reloads what it saved and checks it gives the trained model's logits;
 6. writes MODEL_CARD.md with the figures of this run and sample outputs.
 
@@ -42,8 +43,8 @@ PROMPT = "Once upon a time, there was a little"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description="Train weights/minigpt-tiny/ (see module docstring).")
-    p.add_argument("--out", type=Path, default=REPO / "weights" / "minigpt-tiny")
+    p = argparse.ArgumentParser(description="Train minigpt-tiny (see the module docstring).")
+    p.add_argument("--out", type=Path, default=REPO / "minigpt" / "data" / "minigpt-tiny")
     p.add_argument("--corpus", type=Path, default=REPO / "weights" / "corpus" / "stories.txt")
     p.add_argument("--stories", type=int, default=12000, help="stories in the corpus")
     p.add_argument("--vocab", type=int, default=2048, help="BPE vocabulary size")
