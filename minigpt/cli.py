@@ -125,10 +125,14 @@ def early_stopping_arg(text: str) -> bool | str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The whole command line: `generate`, `score` and `demo`."""
+    """The whole command line: `generate`, `score`, `demo` and `download`."""
+    from minigpt import download as downloader
+    from minigpt.installation import version
+
     parser = OneLineParser(
         prog="minigpt", description="GPT-2 and its decoders in NumPy: generate, score, demo."
     )
+    parser.add_argument("--version", action="version", version=f"minigpt {version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_generate_options(commands.add_parser("generate", help="continue a prompt"))
     score = commands.add_parser("score", help="per-token log-probs and perplexity of a text")
@@ -137,6 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--json", action="store_true", help="print one JSON object instead")
     demo = commands.add_parser("demo", help="every strategy on one prompt (what make demo runs)")
     add_model_option(demo)
+    fetch = commands.add_parser(
+        "download",
+        help="fetch a published GPT-2 checkpoint for --model NAME (resumable, sha256-checked)",
+        description=downloader.DESCRIPTION,
+        epilog="environment: " + downloader.ENVIRONMENT,
+    )
+    downloader.add_arguments(fetch)
     return parser
 
 
@@ -144,7 +155,7 @@ def add_model_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         metavar="DIR|NAME",
-        help="a checkpoint directory or a name (gpt2, ...); default: weights/minigpt-tiny",
+        help="a checkpoint directory or a name (gpt2, ...); default: the bundled minigpt-tiny",
     )
 
 
@@ -707,7 +718,14 @@ def show_run(out: TextIO, title: str, continuation: str, model_flag: str, flags:
 # ======================================================================================= main
 
 
-COMMANDS = {"generate": generate, "score": score, "demo": demo}
+def download(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """`minigpt download NAME`: the code of weights/scripts/download.py, in minigpt/download.py."""
+    from minigpt import download as downloader
+
+    return downloader.command(args, out, err)
+
+
+COMMANDS = {"generate": generate, "score": score, "demo": demo, "download": download}
 
 
 def main(argv: list[str] | None = None) -> int:

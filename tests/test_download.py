@@ -3,7 +3,8 @@
 The stand-in serves a small random GPT-2 checkpoint in the hub's URL layout
 ({endpoint}/{repo}/resolve/{revision}/{file}), honours HTTP Range, and can misbehave on demand:
 drop a connection mid-body, redirect to another host, answer 401/404. Each run is a real
-subprocess, as a learner would run it, with HF_ENDPOINT pointing at the stand-in.
+subprocess, as a learner would run it, with HF_ENDPOINT pointing at the stand-in: mostly
+weights/scripts/download.py, and `python -m minigpt download` for the command's own tests.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from hypothesis import strategies as st
 from safetensors.numpy import load, load_file, save
 
 from minigpt import download
+from minigpt.hub import resolve_model_dir
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = REPO_ROOT / "weights" / "scripts" / "download.py"  # a thin wrapper of minigpt.download
@@ -179,6 +181,14 @@ def run_script(endpoint: str, *args: str, token: str | None = None):
     command = [sys.executable, str(SCRIPT), "gpt2", "--revision", REVISION, *args]
     env = hub_env(endpoint, token)
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+
+
+def run_command(endpoint: str, *args: str, cwd: Path, **env: str):
+    """Run `python -m minigpt download gpt2 ARGS` in `cwd` against `endpoint`."""
+    command = [sys.executable, "-m", "minigpt", "download", "gpt2", *args]
+    return subprocess.run(
+        command, env=hub_env(endpoint, **env), cwd=cwd, capture_output=True, text=True, timeout=60
+    )
 
 
 def run_with_hash(endpoint: str, dest: Path, sha256: str = WEIGHTS_SHA256, **kwargs):
@@ -346,6 +356,51 @@ def test_token_header_is_dropped_only_when_the_host_changes():
     assert same.get_header("Authorization") == "Bearer t"
     assert other.get_header("Authorization") is None
     assert other.get_header("Range") == "bytes=5-"
+
+
+# ---------------------------------------------------------------- `minigpt download`
+
+
+def test_the_minigpt_command_downloads_into_minigpt_home_by_default(hub, tmp_path, monkeypatch):
+    """The same download through the CLI, from another directory, with no --dest: it goes to
+    $MINIGPT_HOME/gpt2/, where `--model gpt2` looks, and nowhere near the working directory."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    work.mkdir()
+    args = ("--revision", REVISION, "--sha256", WEIGHTS_SHA256)
+    result = run_command(hub.url, *args, cwd=work, MINIGPT_HOME=str(home))
+    assert result.returncode == 0, result.stderr
+    assert_installed(home / "gpt2")
+    assert list(work.iterdir()) == []
+    assert f"done: {home / 'gpt2'}" in result.stderr
+    monkeypatch.setenv("MINIGPT_HOME", str(home))
+    assert resolve_model_dir("gpt2") == home / "gpt2"
+
+
+def test_the_minigpt_command_reports_a_failure_in_one_line(hub, tmp_path):
+    args = ("--revision", REVISION, "--dest", str(tmp_path), "--sha256", "0" * 64)
+    result = run_command(hub.url, *args, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1].startswith("minigpt: error: sha256 mismatch")
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "model.safetensors").exists()
+
+
+def test_the_minigpt_command_lists_the_models_it_can_fetch():
+    result = subprocess.run(
+        [sys.executable, "-m", "minigpt", "download", "--help"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    for name in download.MODELS:
+        assert name in result.stdout
+    assert "--revision" in result.stdout and "--sha256" in result.stdout
+
+
+def test_the_default_destination_is_the_checkpoints_directory(monkeypatch, tmp_path):
+    monkeypatch.setenv("MINIGPT_HOME", str(tmp_path))
+    monkeypatch.setattr(download, "download_file", lambda url, final, expected=None: None)
+    args = download.parse_args(["distilgpt2"])
+    assert download.download_model("distilgpt2", args) == tmp_path / "distilgpt2"
 
 
 def test_docstring_examples_run(monkeypatch):
