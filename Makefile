@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-test
 REF_STAMP := $(VENV)/.installed-reference
 
-.PHONY: setup demo test lint reference bench clean
+.PHONY: setup demo test install-check lint reference bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -20,8 +20,14 @@ demo: setup
 	$(BIN)/python -m minigpt demo
 
 # The whole suite. Reference-parity tests are reported as skipped without torch + transformers.
+# "slow or not slow" brings back the install check that a plain `pytest` leaves out.
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "slow or not slow"
+
+# Only the install check: build the sdist and wheel, install the wheel into a fresh venv and run
+# minigpt from a directory outside the checkout (needs PyPI or pip's cache for the dependencies).
+install-check: setup
+	$(BIN)/python -m pytest -q -m slow tests/test_install.py
 
 lint: setup
 	$(BIN)/ruff check .
