@@ -1,20 +1,44 @@
 """minigpt: GPT-2 in NumPy. `load` a model, `load_tokenizer` its tokenizer, and hand
-`NextTokenLogits(model)` to any decoder in `decoding/`."""
+`NextTokenLogits(model)` to any decoder in `decoding/`.
+
+`import minigpt` itself loads nothing heavy: the names that need NumPy (GPT2, NextTokenLogits)
+are imported the first time you use them (a module-level __getattr__, PEP 562). That is what
+lets `minigpt --version` answer at once and a Ctrl-C while NumPy loads exit quietly.
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
+from typing import TYPE_CHECKING
 
-from minigpt.adapter import NextTokenLogits
 from minigpt.config import GPT2Config
 from minigpt.errors import MiniGPTError
-from minigpt.gpt2 import GPT2, load_model_dir
+
+if TYPE_CHECKING:  # for readers and type checkers; at run time __getattr__ imports them
+    from minigpt.adapter import NextTokenLogits
+    from minigpt.gpt2 import GPT2
 
 __all__ = ["GPT2", "GPT2Config", "MiniGPTError", "NextTokenLogits", "load", "load_tokenizer"]
+
+_LAZY = {"GPT2": "minigpt.gpt2", "NextTokenLogits": "minigpt.adapter"}  # name -> its module
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'minigpt' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value  # the next lookup finds it without coming here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 
 def load(path: str | os.PathLike) -> GPT2:
     """A model from a directory (config.json + model.safetensors) or a known name ("gpt2")."""
+    from minigpt.gpt2 import load_model_dir
     from minigpt.hub import resolve_model_dir
 
     return load_model_dir(resolve_model_dir(path))

@@ -18,6 +18,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import secrets
 import shlex
 import shutil
@@ -195,7 +196,7 @@ GENERATE_OPTIONS = [
     ("--seed", {"type": int, "metavar": "S"},
      "sample: the random seed; same seed, same text (default: a fresh one, printed)"),
     ("--json", {"action": "store_true"},
-     "print one JSON object {prompt_ids, sequences: [{ids, text, score, logprob}]}"),
+     "print JSON: prompt_ids, sequences [{ids, text, score, logprob, finish_reason}]"),
     ("--trace", {"metavar": "FILE"},
      "write what every step saw and chose to FILE, as JSON"),
     ("--tree", {"metavar": "FILE"},
@@ -256,11 +257,16 @@ class StreamingLogits:
     holds back an incomplete UTF-8 character until the token that completes it arrives.
     """
 
-    def __init__(self, inner: Callable, prompt_length: int, tokenizer, out: TextIO) -> None:
+    def __init__(
+        self, inner: Callable, prompt_length: int, tokenizer, out: TextIO, eos: int | None = None
+    ) -> None:
         self.inner = inner
         self.printed = prompt_length  # tokens of the sequence already shown
         self.stream = tokenizer.stream_decoder()
         self.out = out
+        self.eos = eos  # ends the text; never shown as "<|endoftext|>"
+        # The decoders check this to refuse a run longer than the model's context.
+        self.context_length = getattr(inner, "context_length", None)
 
     def __call__(self, sequences: list[list[int]]) -> np.ndarray:
         if len(sequences) == 1:
@@ -269,7 +275,8 @@ class StreamingLogits:
 
     def show(self, ids: list[int]) -> None:
         for token in ids[self.printed :]:
-            self.out.write(self.stream.push(token))
+            if token != self.eos:
+                self.out.write(self.stream.push(token))
         self.printed = max(self.printed, len(ids))
         self.out.flush()
 
@@ -285,6 +292,7 @@ class CountingLogits:
     def __init__(self, inner: Callable) -> None:
         self.inner = inner
         self.expansions = 0
+        self.context_length = getattr(inner, "context_length", None)
 
     def __call__(self, sequences: list[list[int]]) -> np.ndarray:
         self.expansions += len(sequences)
@@ -322,6 +330,63 @@ def jsonable(value):
 
 def one_line(text: str) -> str:
     return " ".join(str(text).split())
+
+
+def visible_text(ids: list[int], session: Session) -> str:
+    """The text of `ids` without the end-of-text token, as HF's decode(skip_special_tokens=True)
+    shows it: a sequence that stopped at EOS ends there, and the marker is not text."""
+    eos = session.tokenizer.eos_token_id
+    return session.tokenizer.decode([t for t in ids if t != eos])
+
+
+def finish_reason(h: Hypothesis, request: Request) -> str:
+    """ "eos" if the sequence ended with the EOS token, else "length" (it ran out of tokens)."""
+    ended = request.eos_token_id is not None and h.new_ids[-1:] == [request.eos_token_id]
+    return "eos" if ended else "length"
+
+
+class LineTracker:
+    """Wraps stdout and remembers whether the last thing written ended a line, so that a
+    Ctrl-C in the middle of streamed text can start a fresh line for the shell prompt."""
+
+    def __init__(self, inner: TextIO) -> None:
+        self.inner = inner
+        self.mid_line = False
+
+    def write(self, text: str) -> int:
+        if text:
+            self.mid_line = not text.endswith("\n")
+        return self.inner.write(text)
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+
+# The decoders' parameters as the CLI spells them: their errors say "top_p", the user typed
+# "--top-p". (`max_new_tokens` and `eos_token_id` are checked by the decoders too.)
+DECODER_PARAMETERS = (*APPLIES_TO, "max_new_tokens", "eos_token_id", "branching")
+
+
+def flag_names(message: str) -> str:
+    """A decoder's error message with its keyword names replaced by the CLI's flags.
+
+    >>> flag_names("top_p must be a number in (0, 1], got 2.0")
+    '--top-p must be a number in (0, 1], got 2.0'
+    """
+    pattern = r"\b(" + "|".join(DECODER_PARAMETERS) + r")\b"
+    flag = {"branching": "num_beams"}  # the tree's children per node is --num-beams
+    return re.sub(pattern, lambda m: "--" + flag.get(m[1], m[1]).replace("_", "-"), message)
+
+
+@contextlib.contextmanager
+def named_as_flags():
+    """Turn a decoder's ValueError into a MiniGPTError that names the CLI's flags."""
+    try:
+        yield
+    except MiniGPTError:
+        raise  # minigpt's own messages already speak the user's language
+    except ValueError as e:
+        raise MiniGPTError(flag_names(one_line(e))) from None
 
 
 # =================================================================================== generate
@@ -412,6 +477,8 @@ def build_request(args: argparse.Namespace, session: Session) -> Request:
             raise MiniGPTError("--temperature 0 is greedy decoding: it has only one sequence")
         session.notes.append("note: --temperature 0 means greedy decoding; running it")
         strategy = "greedy"
+    if strategy == "beam" and args.num_beams == 1:
+        strategy = one_beam_is_greedy(args, session)
     prompt = read_prompt(args, session)
     default_depth = TREE_DEFAULT_DEPTH if strategy == "tree" else DEFAULT_MAX_NEW_TOKENS
     max_new_tokens = args.max_new_tokens if args.max_new_tokens is not None else default_depth
@@ -424,12 +491,37 @@ def build_request(args: argparse.Namespace, session: Session) -> Request:
         if request.options["num_return_sequences"] > leaves:
             raise MiniGPTError(f"--num-return-sequences must be at most the tree's {leaves} leaves")
     if strategy == "sample":
+        if args.seed is not None and args.seed < 0:
+            raise MiniGPTError(f"--seed must be a non-negative integer, got {args.seed}")
         request.seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
         if args.seed is None:
             session.notes.append(
                 f"note: seed {request.seed} (pass --seed {request.seed} to repeat)"
             )
     return request
+
+
+def one_beam_is_greedy(args: argparse.Namespace, session: Session) -> str:
+    """HF's generate(num_beams=1) is greedy search: with one beam it never enters its beam
+    search, so length_penalty and early_stopping change nothing. We do the same, and say so.
+
+    (`decoding.beam_search(num_beams=1)` stays the textbook one-beam search: the same tokens
+    unless EOS is involved, since a finished hypothesis then still competes with the beam.)
+    """
+    n = at_least_one("--num-return-sequences", args.num_return_sequences)
+    if n > 1:
+        raise MiniGPTError(f"--num-return-sequences ({n}) must be <= --num-beams (1)")
+    with named_as_flags():  # checked as beam search would, though greedy ignores them
+        length_penalty = 1.0 if args.length_penalty is None else args.length_penalty
+        early_stopping = False if args.early_stopping is None else args.early_stopping
+        check_beam_params(1, 1, length_penalty, early_stopping)
+    session.notes.append(
+        "note: --num-beams 1 runs greedy search, as HF generate(num_beams=1) does "
+        "(--length-penalty and --early-stopping change nothing there)"
+    )
+    args.num_beams = args.length_penalty = args.early_stopping = None  # greedy takes none
+    args.num_return_sequences = None
+    return "greedy"
 
 
 def decoder_options(args: argparse.Namespace, strategy: str) -> dict:
@@ -440,12 +532,14 @@ def decoder_options(args: argparse.Namespace, strategy: str) -> dict:
         "no_repeat_ngram_size": args.no_repeat_ngram_size,
     }
     if strategy in ("greedy", "sample", "beam"):
-        Processors(**processors)  # a bad value fails here, before any note or output
+        with named_as_flags():
+            Processors(**processors)  # a bad value fails here, before any note or output
     if strategy == "greedy":
         return processors
     if strategy == "sample":
         warpers = {name: getattr(args, name) for name in WARPERS if getattr(args, name) is not None}
-        Warpers(**warpers)
+        with named_as_flags():
+            Warpers(**warpers)
         return {**processors, **warpers, "num_return_sequences": n}
     beams = at_least_one("--num-beams", args.num_beams, DEFAULT_NUM_BEAMS[strategy])
     if strategy == "tree":
@@ -456,7 +550,8 @@ def decoder_options(args: argparse.Namespace, strategy: str) -> dict:
         "length_penalty": 1.0 if args.length_penalty is None else args.length_penalty,
         "early_stopping": False if args.early_stopping is None else args.early_stopping,
     }
-    check_beam_params(*options.values())
+    with named_as_flags():
+        check_beam_params(*options.values())
     return {**processors, **options}
 
 
@@ -515,10 +610,15 @@ def generate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if not args.json and request.strategy in ("greedy", "sample"):
         if request.options.get("num_return_sequences", 1) == 1:
             out.write(session.tokenizer.decode(request.prompt))
-            stream = StreamingLogits(adapter, len(request.prompt), session.tokenizer, out)
-    hypotheses, trace = run_decoder(request, stream or adapter, want_trace)
+            stream = StreamingLogits(
+                adapter, len(request.prompt), session.tokenizer, out, request.eos_token_id
+            )
+    with named_as_flags():
+        hypotheses, trace = run_decoder(request, stream or adapter, want_trace)
     if stream:
         stream.finish(hypotheses[0].ids)
+        if finish_reason(hypotheses[0], request) == "eos":
+            print("note: the model ended the text (it generated <|endoftext|>)", file=err)
     elif args.json:
         print(json.dumps(generate_json(request, hypotheses, session), ensure_ascii=False), file=out)
     else:
@@ -532,9 +632,10 @@ def generate_json(request: Request, hypotheses: list[Hypothesis], session: Sessi
     sequences = [
         {
             "ids": h.ids,
-            "text": session.tokenizer.decode(h.ids),
+            "text": visible_text(h.ids, session),
             "score": h.score if request.strategy == "beam" else None,
             "logprob": h.logprob,
+            "finish_reason": finish_reason(h, request),
         }
         for h in hypotheses
     ]
@@ -551,8 +652,10 @@ def print_hypotheses(
             numbers.insert(0, f"score {h.score:.3f}")
         if request.strategy == "tree":
             numbers.insert(0, f"post score {h.logprob / len(h.ids):.3f}")
+        if finish_reason(h, request) == "eos":
+            numbers.append("ended at <|endoftext|>")
         print(f"--- {i} of {len(hypotheses)} ({', '.join(numbers)})", file=out)
-        print(session.tokenizer.decode(h.ids), file=out)
+        print(visible_text(h.ids, session), file=out)
 
 
 def write_outputs(args, request: Request, trace, session: Session, err: TextIO) -> None:
@@ -677,7 +780,7 @@ def demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     for title, flags, strategy, options in runs:
         request = Request(strategy, prompt, DEFAULT_MAX_NEW_TOKENS, eos, options, seed=0)
         hypotheses, _ = run_decoder(request, minigpt.NextTokenLogits(session.model), False)
-        show_run(out, title, session.tokenizer.decode(hypotheses[0].new_ids), model_flag, flags)
+        show_run(out, title, visible_text(hypotheses[0].new_ids, session), model_flag, flags)
     show_tree_versus_beam(session, prompt, eos, model_flag, out)
     print("more: python -m minigpt generate --help, and docs/walkthrough.md", file=out)
     return 0
@@ -692,7 +795,7 @@ def show_tree_versus_beam(session: Session, prompt: list[int], eos, model_flag, 
     show_run(
         out,
         f"{title} ({counter.expansions} sequences sent to the model)",
-        session.tokenizer.decode(tree.best.new_ids),
+        visible_text(tree.best.new_ids, session),
         model_flag,
         "--strategy tree --num-beams 2",
     )
@@ -701,7 +804,7 @@ def show_tree_versus_beam(session: Session, prompt: list[int], eos, model_flag, 
     show_run(
         out,
         f"real beam search, 2 beams, {depth} tokens ({counter.expansions} sequences sent)",
-        session.tokenizer.decode(beam[0].best.new_ids),
+        visible_text(beam[0].best.new_ids, session),
         model_flag,
         f"--strategy beam --num-beams 2 --max-new-tokens {depth}",
     )
@@ -731,8 +834,9 @@ COMMANDS = {"generate": generate, "score": score, "demo": demo, "download": down
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; a MiniGPTError, ValueError or OSError becomes one stderr line."""
     args = build_parser().parse_args(argv)
+    out = LineTracker(sys.stdout)
     try:
-        return COMMANDS[args.command](args, sys.stdout, sys.stderr)
+        return COMMANDS[args.command](args, out, sys.stderr)
     except (MiniGPTError, ValueError) as e:
         print(f"minigpt: error: {one_line(e)}", file=sys.stderr)
     except BrokenPipeError:  # the reader went away (`minigpt generate ... | head`): fine
@@ -742,6 +846,10 @@ def main(argv: list[str] | None = None) -> int:
         where = f": {e.filename}" if e.filename else ""
         print(f"minigpt: error: {one_line(e.strerror or e)}{where}", file=sys.stderr)
     except KeyboardInterrupt:
+        if out.mid_line:  # Ctrl-C in the middle of streamed text: end its line first
+            with contextlib.suppress(OSError, ValueError):
+                out.write("\n")
+                out.flush()
         print("minigpt: interrupted", file=sys.stderr)
         return 130
     return 1

@@ -91,6 +91,7 @@ class Tokenizer:
         """
         if not isinstance(text, str):
             raise MiniGPTError(f"encode: expected a str, got {type(text).__name__}")
+        check_encodable(text)
         return self._backend.encode(text, add_special_tokens=False).ids
 
     def decode(self, ids: Sequence[int]) -> str:
@@ -157,6 +158,32 @@ class Tokenizer:
         tail = stream.finish()
         if tail:
             yield tail
+
+
+def check_encodable(text: str) -> None:
+    """Refuse text that has no UTF-8 form, with a message saying where and why.
+
+    A Python str may hold "surrogates" (U+D800-U+DFFF), which are not characters. They come
+    from two places: bytes that were not UTF-8 (Python turns a command-line argument's bad
+    byte 0xff into U+DCFF, "surrogateescape"), and broken text such as half of an emoji's
+    UTF-16 pair. Neither can become bytes, so neither can become GPT-2 tokens.
+
+    >>> check_encodable("bad \\udcff")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    minigpt.errors.MiniGPTError: the text is not valid UTF-8: byte 0xff at character 4 is not...
+    """
+    for position, char in enumerate(text):
+        code = ord(char)
+        if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte, smuggled in by surrogateescape
+            raise MiniGPTError(
+                f"the text is not valid UTF-8: byte {code - 0xDC00:#04x} at character {position} "
+                "is not part of any character; pass UTF-8 text"
+            )
+        if 0xD800 <= code <= 0xDFFF:
+            raise MiniGPTError(
+                f"the text holds a lone surrogate U+{code:04X} at character {position}, which "
+                "is not a character and has no UTF-8 form; pass real text"
+            )
 
 
 class StreamDecoder:

@@ -133,8 +133,9 @@ def test_json_has_exactly_the_documented_fields(model_dir, logits):
     assert set(result) == {"prompt_ids", "sequences"}
     assert result["prompt_ids"] == PROMPT_IDS
     (seq,) = result["sequences"]
-    assert set(seq) == {"ids", "text", "score", "logprob"}
+    assert set(seq) == {"ids", "text", "score", "logprob", "finish_reason"}
     assert seq["ids"][:4] == PROMPT_IDS and len(seq["ids"]) == 9
+    assert seq["finish_reason"] == "length"  # EOS is off: it ran its 5 tokens
     assert seq["score"] is None  # only beam search has a score
     assert seq["text"] == minigpt.load_tokenizer(model_dir).decode(seq["ids"])
     # logprob: the model's log-probs of the generated tokens, summed.

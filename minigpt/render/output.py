@@ -43,7 +43,7 @@ def save_picture(dot_text: str, path: str | Path) -> tuple[list[Path], str]:
     if not dot_available():
         note = (
             f"wrote {dot_path}, but not {path}: Graphviz's `dot` is not installed; "
-            f"{INSTALL_HINT}, then run: dot -T{path.suffix[1:]} {dot_path} -o {path}"
+            f"{INSTALL_HINT}, then run: dot -T{path.suffix[1:].lower()} {dot_path} -o {path}"
         )
         return [dot_path], note
     render(dot_path, path)
