@@ -17,6 +17,8 @@ import numpy as np
 from decoding.processors import Processors
 
 NextTokenLogits = Callable[[list[list[int]]], np.ndarray]
+# Called with (sequence index, token) as soon as a decoder has chosen a token: for streaming.
+OnToken = Callable[[int, int], None]
 
 
 def _is_token_id(x: object) -> bool:

@@ -17,6 +17,7 @@ import numpy as np
 
 from decoding.common import (
     NextTokenLogits,
+    OnToken,
     as_prompts,
     check_context,
     check_eos,
@@ -38,12 +39,14 @@ def greedy_search(
     repetition_penalty: float | None = None,
     no_repeat_ngram_size: int | None = None,
     trace: bool = False,
+    on_token: OnToken | None = None,
 ) -> list[Decoded]:
     """Extend each prompt by its argmax token until EOS (kept) or `max_new_tokens`.
 
     `prompts` is one prompt (a list of ids) or a batch of them; all live sequences of a step
     go to the model in one call. Returns one Decoded per prompt with a single Hypothesis.
     Equal to HF `generate(do_sample=False, num_beams=1)`, ties going to the lowest token id.
+    `on_token(i, token)` is called as soon as prompt i's next token is chosen (for streaming).
 
     >>> table = np.log(np.array([[0.1, 0.6, 0.3], [0.5, 0.2, 0.3], [0.2, 0.2, 0.6]]))
     >>> bigram = lambda seqs: table[[s[-1] for s in seqs]]
@@ -85,6 +88,8 @@ def greedy_search(
                 traces[i].steps.append(Step(step, [record]))
             sequences[i].append(token)
             logprobs[i] += float(model_logp[row, token])
+            if on_token is not None:
+                on_token(i, token)
             if token == eos:
                 stopped[i] = "stopped at EOS"
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from decoding.common import (
     NextTokenLogits,
+    OnToken,
     as_prompts,
     check_context,
     check_eos,
@@ -65,6 +66,7 @@ def sample(
     num_return_sequences: int = 1,
     eos_token_id: int | None = None,
     trace: bool = False,
+    on_token: OnToken | None = None,
 ) -> list[Decoded]:
     """Draw `num_return_sequences` independent continuations of each prompt.
 
@@ -72,6 +74,8 @@ def sample(
     in HF `generate(do_sample=True)`, but nothing is on by default (HF's config turns on
     top_k=50). Each step draws one uniform number per live sample from `rng`, prompts in order
     and samples in order within a prompt, so a seeded run reproduces exactly.
+    `on_token(r, token)` is called as soon as row r draws its next token, where row r is
+    sample r % num_return_sequences of prompt r // num_return_sequences (for streaming).
 
     >>> fixed = lambda seqs: np.tile(np.log([0.1, 0.2, 0.7]), (len(seqs), 1))
     >>> run = lambda seed: sample(fixed, [0], rng=np.random.default_rng(seed), max_new_tokens=4)
@@ -134,6 +138,8 @@ def sample(
                 steps[i, step].rows.append(record)
             sequences[r].append(token)
             logprobs[r] += float(model_logp[row, token])
+            if on_token is not None:
+                on_token(r, token)
             if token == eos:
                 stopped[r] = "EOS"
 
