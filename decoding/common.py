@@ -84,15 +84,16 @@ def check_context(
     ...     def __call__(self, seqs): return np.zeros((len(seqs), 3), np.float32)
     >>> check_context(Toy(), [[0, 1, 2]], max_new_tokens=6)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    ValueError: prompt 0 (3 tokens) + max_new_tokens 6 = 9 tokens exceeds the model's context...
+    ValueError: the prompt (3 tokens) + max_new_tokens 6 = 9 tokens exceeds the model's context...
     """
     context = getattr(next_token_logits, "context_length", None)
     if context is None:
         return
     for i, prompt in enumerate(prompts):
         if len(prompt) + max_new_tokens > context:
+            which = "the prompt" if len(prompts) == 1 else f"prompt {i}"
             raise ValueError(
-                f"prompt {i} ({len(prompt)} tokens) + max_new_tokens {max_new_tokens} = "
+                f"{which} ({len(prompt)} tokens) + max_new_tokens {max_new_tokens} = "
                 f"{len(prompt) + max_new_tokens} tokens exceeds the model's context of "
                 f"{context}; shorten the prompt or lower max_new_tokens"
             )

@@ -71,8 +71,24 @@ class TreeSearchResult:
     @property
     def best(self) -> Hypothesis:
         """The leaf with the highest post score (the first one on a tie); score = that score."""
-        leaf = max(self.leaves, key=lambda n: n.score)  # max() keeps the first of equals
-        return Hypothesis(leaf.ids, len(self.prompt), leaf.logprob, leaf.score)
+        return self.best_leaves(1)[0]
+
+    def best_leaves(self, n: int) -> list[Hypothesis]:
+        """The n leaves with the highest post score, best first (ties: breadth-first order).
+
+        >>> table = np.log(np.array([[0.1, 0.6, 0.3], [0.5, 0.2, 0.3], [0.2, 0.2, 0.6]]))
+        >>> tree = exhaustive_tree_search(lambda s: table[[q[-1] for q in s]], [1], depth=2)
+        >>> [h.ids for h in tree.best_leaves(2)]
+        [[1, 0, 1], [1, 2, 2]]
+        """
+        leaves = self.leaves
+        if not (isinstance(n, int) and 1 <= n <= len(leaves)):
+            raise ValueError(
+                f"num_return_sequences must be between 1 and the tree's {len(leaves)} leaves, "
+                f"got {n!r}"
+            )
+        ranked = sorted(leaves, key=lambda leaf: -leaf.score)[:n]  # sorted() is stable
+        return [Hypothesis(leaf.ids, len(self.prompt), leaf.logprob, leaf.score) for leaf in ranked]
 
     def __str__(self) -> str:
         lines = [f"top-b tree from {self.prompt}: {self.expansions} expansions"]

@@ -18,10 +18,20 @@ from minigpt.errors import MiniGPTError
 if TYPE_CHECKING:  # for readers and type checkers; at run time __getattr__ imports them
     from minigpt.adapter import NextTokenLogits
     from minigpt.gpt2 import GPT2
+    from minigpt.scoring import score
 
-__all__ = ["GPT2", "GPT2Config", "MiniGPTError", "NextTokenLogits", "load", "load_tokenizer"]
+__all__ = [
+    "GPT2",
+    "GPT2Config",
+    "MiniGPTError",
+    "NextTokenLogits",
+    "load",
+    "load_tokenizer",
+    "score",
+]
 
-_LAZY = {"GPT2": "minigpt.gpt2", "NextTokenLogits": "minigpt.adapter"}  # name -> its module
+# name -> its module
+_LAZY = {"GPT2": "minigpt.gpt2", "NextTokenLogits": "minigpt.adapter", "score": "minigpt.scoring"}
 
 
 def __getattr__(name: str):
