@@ -34,6 +34,7 @@ from decoding import (
     top_p_filter,
 )
 from minigpt import cli
+from minigpt.cli.generate import CountingLogits
 from minigpt.defaults import default_model_dir, is_random_demo
 from minigpt.render import bars_dot, dot_available, save_picture, tree_dot
 from minigpt.render.dot import show_token
@@ -156,7 +157,7 @@ def block_greedy(ctx: Context, pictures) -> str:
 
 def block_beam_vs_tree(ctx: Context, pictures) -> str:
     eos = ctx.model.config.eos_token_id
-    beam_calls, tree_calls = cli.CountingLogits(ctx.logits()), cli.CountingLogits(ctx.logits())
+    beam_calls, tree_calls = CountingLogits(ctx.logits()), CountingLogits(ctx.logits())
     beam = beam_search(
         beam_calls, ctx.prompt, num_beams=2, max_new_tokens=NEW_TOKENS, eos_token_id=eos,
         trace=True,

@@ -300,10 +300,12 @@ def test_tree_strategy_returns_best_leaves_and_its_whole_tree(model_dir, tmp_pat
         "--num-return-sequences", "2", "--eos-token-id", "none", "--trace", str(trace_file),
     )  # fmt: skip
     assert len(result["sequences"]) == 2
-    assert all(len(s["ids"]) == 4 + 3 and s["score"] is None for s in result["sequences"])
+    assert all(len(s["ids"]) == 4 + 3 for s in result["sequences"])
     tree = json.loads(trace_file.read_text())["trace"]
     assert len(tree["nodes"]) == 1 + 2 + 4 + 8 and tree["expansions"] == 1 + 2 + 4
-    post_scores = [s["logprob"] / len(s["ids"]) for s in result["sequences"]]
+    # "score" is the seed post's: the sum of log-probs over every token, prompt included.
+    post_scores = [s["score"] for s in result["sequences"]]
+    assert post_scores == pytest.approx([s["logprob"] / len(s["ids"]) for s in result["sequences"]])
     leaves = [n["score"] for n in tree["nodes"] if not n["children"]]
     assert post_scores[0] == pytest.approx(max(leaves), abs=1e-5)
     assert post_scores[0] >= post_scores[1]

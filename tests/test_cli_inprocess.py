@@ -19,6 +19,7 @@ from decoding.beam import beam_search
 from decoding.greedy import greedy_search
 from decoding.sampling import sample
 from minigpt import cli
+from minigpt.cli.generate import TokenPrinter
 from minigpt.config import GPT2Config
 from minigpt.tokenizer import BUNDLED_GPT2_DIR, load_tokenizer
 
@@ -238,33 +239,39 @@ class Recorder:
 def test_streaming_prints_each_token_before_the_next_step_and_never_half_a_character():
     tok = load_tokenizer(BUNDLED_GPT2_DIR)
     wanted = tok.encode("你好 a")  # each Chinese character spans two tokens
-    prompt = [40]
+    prompt = [40]  # "I"
     script = prompt + wanted  # the token at position n is what follows n + 1 tokens
     model, _ = scripted(script[1:])
-    out = Recorder()
+    out, err = Recorder(), Recorder()
     printed_at_call = []
 
     def watched_model(sequences):  # what is on screen when the model is asked for a step
         printed_at_call.append("".join(out.writes))
         return model(sequences)
 
-    stream = cli.StreamingLogits(watched_model, len(prompt), tok, out)
-    result = greedy_search(stream, prompt, max_new_tokens=len(wanted))[0]
-    assert result.best.new_ids == wanted
-    stream.finish(result.best.ids)
-    assert "".join(out.writes) == "你好 a\n"
-    # Before the call of step n + 1, the tokens of steps 1..n are on screen, whole characters only.
-    assert printed_at_call[:4] == ["", "", "你", "你"]
+    session = cli.session.Session(BUNDLED_GPT2_DIR, None, tok, notes=["note: hello"])
+    printer = TokenPrinter(session, prompt, out, err, eos=None)
+    result = greedy_search(watched_model, prompt, max_new_tokens=len(wanted), on_token=printer)
+    assert result[0].best.new_ids == wanted
+    printer.finish("length")
+    assert "".join(out.writes) == "I你好 a\n"
+    # Before the call of step n + 1, the tokens of steps 1..n are on screen, whole characters
+    # only; the prompt appears with the first token, once the decoder has accepted its options.
+    assert printed_at_call[:4] == ["", "I", "I你", "I你"]
     assert "\ufffd" not in "".join(out.writes)
+    assert "".join(err.writes) == "note: hello\n"  # the notes come out with the first token
 
 
-def test_streaming_leaves_batched_calls_alone():
+def test_streaming_ends_the_text_at_eos_and_says_so():
     tok = load_tokenizer(BUNDLED_GPT2_DIR)
-    inner, _ = scripted([5, 6, 7])
-    out = Recorder()
-    stream = cli.StreamingLogits(inner, 1, tok, out)
-    stream([[1, 5], [1, 6]])  # two samples at once: nothing to print mid-way
-    assert out.writes == []
+    model, _ = scripted([tok.encode(" dog")[0], EOS])
+    out, err = Recorder(), Recorder()
+    session = cli.session.Session(BUNDLED_GPT2_DIR, None, tok)
+    printer = TokenPrinter(session, [464], out, err, eos=EOS)  # "The"
+    greedy_search(model, [464], max_new_tokens=5, eos_token_id=EOS, on_token=printer)
+    printer.finish("eos")
+    assert "".join(out.writes) == "The dog\n"
+    assert "ended the text" in "".join(err.writes)
 
 
 # ----------------------------------------------------------------------------- default model
