@@ -33,11 +33,11 @@ from decoding import (
     softmax,
     top_p_filter,
 )
+from decoding.render import bars_dot, dot_available, save_picture, tree_dot
+from decoding.render.dot import show_token
 from minigpt import cli
 from minigpt.cli.generate import CountingLogits
 from minigpt.defaults import default_model_dir, is_random_demo
-from minigpt.render import bars_dot, dot_available, save_picture, tree_dot
-from minigpt.render.dot import show_token
 
 DOCS = Path(__file__).resolve().parent
 DOC = DOCS / "walkthrough.md"

@@ -23,9 +23,9 @@ import minigpt
 from decoding.beam import beam_search
 from decoding.greedy import greedy_search
 from decoding.probs import log_softmax
+from decoding.render.output import dot_available
 from decoding.sampling import sample
 from minigpt.config import GPT2Config
-from minigpt.render.output import dot_available
 
 REPO = Path(__file__).resolve().parents[1]
 PROMPT = "I have a dream"

@@ -1,26 +1,67 @@
-"""The architecture's one rule: decoding/ needs NumPy only, and neither package needs torch."""
+"""The architecture's rules, both ways round: decoding/ (with its pictures, decoding/render/)
+needs NumPy only; the model package minigpt/ never needs the decoders or the pictures (only
+its command line, minigpt/cli/, joins the two); and neither needs torch.
+"""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def imported_after(statement: str) -> set[str]:
     code = f"import sys; {statement}; print(' '.join(sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return {name.split(".")[0] for name in out.stdout.split()}
+    return set(out.stdout.split())
+
+
+def top_level(modules: set[str]) -> set[str]:
+    return {name.split(".")[0] for name in modules}
 
 
 def test_decoding_imports_numpy_only():
     """decoding/ never pulls in the model, safetensors, tokenizers, torch or transformers."""
-    modules = imported_after("import decoding")
+    modules = top_level(imported_after("import decoding, decoding.render, decoding.__main__"))
     forbidden = {"minigpt", "safetensors", "tokenizers", "torch", "transformers"}
     print("decoding imported:", sorted(m for m in modules if not m.startswith("_"))[:40])
     assert not modules & forbidden
 
 
+def test_the_model_never_imports_the_decoders_or_the_pictures():
+    """Every module of minigpt/ but the CLI, imported at once: no decoding module comes along."""
+    package = REPO / "minigpt"
+    names = [
+        "minigpt." + ".".join(path.relative_to(package).with_suffix("").parts)
+        for path in sorted(package.rglob("*.py"))
+        if "cli" not in path.relative_to(package).parts and path.name != "__init__.py"
+    ]
+    names = [n for n in names if n != "minigpt.__main__"]  # it runs the CLI when imported
+    modules = imported_after("import " + ", ".join(names))
+    print("checked:", names)
+    assert not {m for m in modules if m == "decoding" or m.startswith("decoding.")}
+
+
+def test_only_the_cli_imports_decoding_in_its_source():
+    """The same rule read from the source, so a lazy import inside a function is caught too."""
+    offenders = []
+    for path in sorted((REPO / "minigpt").rglob("*.py")):
+        if "cli" in path.relative_to(REPO / "minigpt").parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] == "decoding"]
+    assert offenders == []
+
+
 def test_minigpt_does_not_need_torch():
     """Loading the model and the CLI never imports the reference-only torch or transformers."""
-    modules = imported_after("import minigpt, minigpt.cli, minigpt.tokenizer")
+    modules = top_level(imported_after("import minigpt, minigpt.cli, minigpt.tokenizer"))
     assert not modules & {"torch", "transformers"}

@@ -21,12 +21,12 @@ from hypothesis import strategies as st
 
 from decoding.beam import beam_search
 from decoding.greedy import greedy_search
+from decoding.render import bars_dot, dot_available, save_picture, tree_dot
+from decoding.render import output as render_output
+from decoding.render.colors import GREEN, RED, YELLOW, scale_color
 from decoding.sampling import sample
 from decoding.trace import FINISHED, LIVE
 from decoding.tree import exhaustive_tree_search
-from minigpt.render import bars_dot, dot_available, save_picture, tree_dot
-from minigpt.render import output as render_output
-from minigpt.render.colors import GREEN, RED, YELLOW, scale_color
 
 V = 12
 # Token texts that DOT and HTML labels must escape: quotes, backslashes, markup, newlines.
@@ -300,10 +300,10 @@ def test_save_picture_refuses_unknown_types(tmp_path):
 def test_docstring_examples_run():
     import doctest
 
-    import minigpt.render
-    import minigpt.render.colors
-    import minigpt.render.dot
+    import decoding.render
+    import decoding.render.colors
+    import decoding.render.dot
 
-    for module in (minigpt.render, minigpt.render.colors, minigpt.render.dot):
+    for module in (decoding.render, decoding.render.colors, decoding.render.dot):
         failed, _ = doctest.testmod(module)
         assert failed == 0, module.__name__

@@ -33,10 +33,10 @@ from decoding import (
     softmax,
     top_p_filter,
 )
+from decoding.render.output import dot_available
 from minigpt import cli
 from minigpt.config import GPT2Config
 from minigpt.defaults import default_model_dir, is_random_demo
-from minigpt.render.output import dot_available
 
 REPO = Path(__file__).resolve().parents[1]
 GPT2_DIR = REPO / "weights" / "gpt2"

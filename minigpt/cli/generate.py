@@ -20,6 +20,8 @@ import numpy as np
 
 import minigpt
 from decoding.beam import check_beam_params
+from decoding.render import save_picture, tree_dot
+from decoding.render.output import check_picture_path
 from decoding.results import Hypothesis
 from minigpt.cli.options import MODEL_EOS, flag
 from minigpt.cli.session import (
@@ -32,8 +34,6 @@ from minigpt.cli.session import (
 )
 from minigpt.cli.strategies import PROCESSORS, STRATEGIES, Run, Strategy, strategies_taking
 from minigpt.errors import MiniGPTError
-from minigpt.render import save_picture, tree_dot
-from minigpt.render.output import check_picture_path
 
 
 @dataclass

@@ -8,8 +8,8 @@ import math
 from typing import TextIO
 
 import minigpt
+from decoding.render.dot import show_token
 from minigpt.cli.session import Session, jsonable, open_session, print_notes
-from minigpt.render.dot import show_token
 
 
 def score(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

@@ -14,11 +14,11 @@ In all three the chosen (best) path is drawn bold.
 
 from __future__ import annotations
 
+from decoding.render.colors import GREY, GREY_TEXT, scale_color, value_range
+from decoding.render.dot import Decode, Edge, Graph, Node, ids_as_text, prompt_label, token_label
 from decoding.results import Decoded
 from decoding.trace import FINISHED, LIVE, Trace
 from decoding.tree import TreeSearchResult
-from minigpt.render.colors import GREY, GREY_TEXT, scale_color, value_range
-from minigpt.render.dot import Decode, Edge, Graph, Node, ids_as_text, prompt_label, token_label
 
 BOLD = {"penwidth": "2.5"}
 ROOT_STYLE = {"shape": "box", "style": "rounded", "fillcolor": "white"}

@@ -6,11 +6,16 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from minigpt.errors import MiniGPTError
-
 DOT_SUFFIXES = (".dot", ".gv")
 RENDERED_SUFFIXES = (".svg", ".png", ".pdf")
 INSTALL_HINT = "install Graphviz (apt-get install graphviz, brew install graphviz)"
+
+
+class PictureError(ValueError):
+    """A picture that cannot be written: its one-line message says why and what to do.
+
+    (A ValueError, like every decoding/ error, so that callers catch one kind of mistake.)
+    """
 
 
 def dot_available() -> bool:
@@ -19,11 +24,11 @@ def dot_available() -> bool:
 
 
 def check_picture_path(path: str | Path) -> Path:
-    """The path, if its extension is one we can write; else a one-line MiniGPTError."""
+    """The path, if its extension is one we can write; else a one-line PictureError."""
     path = Path(path)
     if path.suffix.lower() not in DOT_SUFFIXES + RENDERED_SUFFIXES:
         known = ", ".join(DOT_SUFFIXES + RENDERED_SUFFIXES)
-        raise MiniGPTError(f"{path}: unknown picture type {path.suffix!r}; use one of {known}")
+        raise PictureError(f"{path}: unknown picture type {path.suffix!r}; use one of {known}")
     return path
 
 
@@ -58,4 +63,4 @@ def render(dot_path: Path, out_path: Path) -> None:
     )
     if done.returncode != 0:
         reason = " ".join(done.stderr.split())[:200] or f"exit status {done.returncode}"
-        raise MiniGPTError(f"Graphviz could not render {dot_path} to {out_path}: {reason}")
+        raise PictureError(f"Graphviz could not render {dot_path} to {out_path}: {reason}")

@@ -18,8 +18,8 @@ Pictures never come from inside a decoder: run it with `trace=True`, then draw t
 6
 """
 
-from minigpt.render.bars import bars_dot
-from minigpt.render.output import dot_available, save_picture
-from minigpt.render.tree import tree_dot
+from decoding.render.bars import bars_dot
+from decoding.render.output import dot_available, save_picture
+from decoding.render.tree import tree_dot
 
 __all__ = ["tree_dot", "bars_dot", "save_picture", "dot_available"]
