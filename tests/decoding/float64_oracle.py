@@ -191,19 +191,24 @@ def min_p_verdict(logits_row: np.ndarray, min_p: float) -> Verdict:
     return _verdict("p / p_max", finite, ratio, ratio, cut, bound, keep)
 
 
+def logp_error(s: Softmax64) -> np.ndarray:
+    """A bound on the error of each float32 log p = z - log Z (log_softmax), per token.
+
+    The rounding of z and of the subtraction (in either grouping of x, max and log Z: U times
+    their magnitudes), log's kernel error on log Z (2 ULPS_LOG U |log Z|), and Z's own relative
+    error passed through log (an absolute rel_sum).
+    """
+    magnitudes = np.abs(s.z) + abs(s.x.max()) + abs(s.log_z) + np.abs(s.logp)
+    return s.rel_sum + 2 * ULPS_LOG * U * abs(s.log_z) + U * magnitudes
+
+
 def typical_gaps(s: Softmax64) -> tuple[np.ndarray, np.ndarray]:
     """The surprise gaps g = |-log p - H| in float64, and a bound on any float32 gap's error.
 
-    log p = z - log Z: the rounding of z and of the subtraction (either grouping of x, max and
-    log Z: U times their magnitudes), log Z's kernel error (2 ULPS_LOG U |log Z|) and Z's own
-    error passed through log (absolute rel_sum). H = -sum p log p over n terms of one sign: each
-    term's error from p and log p, one rounding per product, and gamma(n - 1) for the sum.
+    H = -sum p log p over n terms of one sign: each term's error from p (exp of an erring
+    log p) and log p, one rounding per product, and gamma(n - 1) for the sum.
     """
-    a = (
-        s.rel_sum
-        + 2 * ULPS_LOG * U * abs(s.log_z)
-        + U * (np.abs(s.z) + abs(s.x.max()) + abs(s.log_z) + np.abs(s.logp))
-    )  # the error of each float32 log p
+    a = logp_error(s)
     entropy = float(-np.dot(s.p, s.logp))
     rel_p = a + 2 * ULPS_EXP * U  # p = exp(log p): log p's error, then exp's own
     entropy_error = (
@@ -318,3 +323,180 @@ def assert_verdicts_hold(tally: Tally, what: str, show: int = 5) -> None:
     for line in tally.broken[:40]:
         print("  BROKEN: ", line)
     assert not tally.broken, tally.summary(what) + "\n" + "\n".join(tally.broken[:10])
+
+
+# ---------------------------------------------------------------------------------------------
+# Beam search scores: HF's rule, restated, and how far two sides' scores may differ.
+#
+# HF (generation/utils.py, _beam_search) adds each step's processed log-prob to a float32
+# running score, and divides a finished hypothesis' running score by
+# (generated length) ** length_penalty, a Python float that torch rounds to float32 before a
+# float32 division. Restated here so a test can check each side against it bit for bit: HF's
+# recorded numbers (is this really HF's rule?) and our decoder's (do we apply it?).
+
+
+def running_scores(step_logprobs) -> np.ndarray:
+    """The float32 running score after each step: one float32 addition per step."""
+    running, out = np.float32(0.0), []
+    for value in step_logprobs:
+        running = np.float32(running + np.float32(value))
+        out.append(running)
+    return np.array(out, dtype=np.float32)
+
+
+def penalised(total: float, length: int, length_penalty: float) -> float:
+    """A finished hypothesis' score: float32 total / float32(length ** length_penalty)."""
+    return float(np.float32(total) / np.float32(length**length_penalty))
+
+
+def lse64(logits_row: np.ndarray) -> float:
+    """log sum exp of a row of float32 logits, in float64 (-inf entries left out)."""
+    x = np.asarray(logits_row, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    return float(x.max() + np.log(np.exp(x - x.max()).sum()))
+
+
+def step_bound(our_logits: np.ndarray, token: int, hf_logit: float, hf_lse: float,
+               penalty: float = 1.0, sides: int = 2) -> tuple[float, float]:  # fmt: skip
+    """(gap, bound) for one step of one hypothesis.
+
+    gap: |exact log p of `token` under our logits - exact log p under HF's|, in float64: what
+    the two sides' models disagree on (their forward passes round differently).
+    bound: how far the two float32 processed log-probs may then differ: the gap, plus each
+    side's log_softmax rounding (logp_error of our row; HF's row equals ours to ~1e-6, so the
+    same bound holds for it), times the repetition penalty if it multiplied this log-prob
+    (one more rounding on each side). sides=1 when HF's value is the exact one.
+    """
+    finite = np.isfinite(our_logits)
+    s = Softmax64.of(our_logits[finite])
+    index = int(np.sum(finite[:token]))  # the token's place among the finite logits
+    ours_exact = float(our_logits[token]) - lse64(our_logits)
+    gap = abs(ours_exact - (float(hf_logit) - hf_lse))
+    error = sides * float(logp_error(s)[index])
+    bound = penalty * (gap + error) + (2 * U * penalty * abs(ours_exact) if penalty != 1 else 0)
+    return gap, SECOND_ORDER * bound
+
+
+def score_bound(ours_steps, hf_steps, length: int, length_penalty: float) -> float:
+    """How far our finished score may be from HF's, given both sides' step log-probs.
+
+    Each running sum adds the step values' differences, plus one rounding per addition on
+    each side (U times the running scores); the division adds one rounding on each side.
+    Zero when both sides' step values are identical: the same float32 operations then give
+    the same bits.
+    """
+    ours, theirs = np.asarray(ours_steps, np.float64), np.asarray(hf_steps, np.float64)
+    if np.array_equal(ours, theirs):
+        return 0.0
+    a, b = running_scores(ours).astype(np.float64), running_scores(theirs).astype(np.float64)
+    total_gap = np.abs(ours - theirs).sum() + U * (np.abs(a).sum() + np.abs(b).sum())
+    d = float(np.float32(length**length_penalty))
+    return SECOND_ORDER * (total_gap / d + U * (abs(a[-1]) + abs(b[-1])) / d)
+
+
+class RecordingSeam:
+    """Wraps a next_token_logits callable and keeps every row it answered, by prefix: the
+    exact float32 logits our decoder saw at each step (its cache and batching included)."""
+
+    def __init__(self, next_token_logits):
+        self.next_token_logits = next_token_logits
+        self.rows: dict[tuple[int, ...], np.ndarray] = {}
+
+    def __call__(self, sequences):
+        out = np.asarray(self.next_token_logits(sequences), dtype=np.float32)
+        for seq, row in zip(sequences, out):
+            self.rows[tuple(seq)] = row.copy()
+        return out
+
+
+@dataclass(frozen=True)
+class HFStep:
+    """What HF's generate said at one step of one returned hypothesis: the processed float32
+    log-prob it added to the score, the raw logit of the token, and the float64 log-sum-exp of
+    that step's raw logits (together: the exact log-prob under HF's logits)."""
+
+    logprob: float
+    logit: float
+    lse: float
+
+
+def our_step_logprob(row: np.ndarray, prefix: list[int], token: int, processors) -> float:
+    """The processed log-prob our beam search added for `token`: log_softmax, then processors,
+    on the row exactly as the decoder does it (row by row gives the same float32 values)."""
+    from decoding import log_softmax  # here: the oracle itself needs no decoder
+
+    return float(processors.apply(log_softmax(row[None]), [list(prefix)])[0, token])
+
+
+def compare_beam_hypothesis(
+    where: str,
+    ids: list[int],
+    prompt_length: int,
+    our_score: float,
+    seam: RecordingSeam,
+    processors,
+    hf_steps: list[HFStep],
+    hf_score: float,
+    length_penalty: float,
+) -> list[str]:
+    """Check one finished hypothesis (ids already equal on both sides); return the problems.
+
+    1. HF's recorded score is HF's rule applied to HF's recorded step log-probs, bit for bit.
+    2. Our score is the same rule applied to our decoder's step log-probs, bit for bit.
+    3. Each step's log-probs differ by no more than step_bound allows.
+    4. The scores differ by no more than score_bound allows (0 when the steps agree).
+    """
+    problems, ours_steps = [], []
+    new = ids[prompt_length:]
+    penalty = processors.repetition_penalty
+    for t, (token, hf) in enumerate(zip(new, hf_steps)):
+        prefix = ids[: prompt_length + t]
+        row = seam.rows[tuple(prefix)]
+        a = our_step_logprob(row, prefix, token, processors)
+        ours_steps.append(a)
+        factor = penalty if penalty not in (None, 1.0) and token in prefix else 1.0
+        gap, bound = step_bound(row, token, hf.logit, hf.lse, factor)
+        line = (
+            f"{where} step {t + 1} token {token}: ours {a:.9g}, HF {hf.logprob:.9g}, "
+            f"|diff| {abs(a - hf.logprob):.2e} <= bound {bound:.2e} (logit gap {gap:.2e})"
+        )
+        print(line)
+        if abs(a - hf.logprob) > bound:
+            problems.append("NOT OK " + line)
+    length = len(new)
+    hf_rule = penalised(running_scores([h.logprob for h in hf_steps])[-1], length, length_penalty)
+    our_rule = penalised(running_scores(ours_steps)[-1], length, length_penalty)
+    if hf_rule != hf_score:
+        problems.append(f"{where}: HF's score {hf_score!r} is not its rule's {hf_rule!r}")
+    if our_rule != our_score:
+        problems.append(f"{where}: our score {our_score!r} is not the rule's {our_rule!r}")
+    bound = score_bound(ours_steps, [h.logprob for h in hf_steps], length, length_penalty)
+    line = (
+        f"{where} score: ours {our_score:.9g}, HF {hf_score:.9g}, "
+        f"|diff| {abs(our_score - hf_score):.2e} <= bound {bound:.2e}"
+    )
+    print(line)
+    if abs(our_score - hf_score) > bound:
+        problems.append("NOT OK " + line)
+    return problems
+
+
+def compare_greedy_logprob(
+    where: str, ids: list[int], prompt_length: int, our_logprob: float, seam: RecordingSeam,
+    hf_steps: list[HFStep],
+) -> list[str]:  # fmt: skip
+    """Our greedy Hypothesis.logprob (a float64 sum of our float32 model log-probs) against the
+    exact log-prob of the same tokens under HF's logits: within the logit gaps plus our
+    log_softmax rounding, step by step (float64's own sum is a million times finer)."""
+    bound = 0.0
+    exact = 0.0
+    for t, (token, hf) in enumerate(zip(ids[prompt_length:], hf_steps)):
+        row = seam.rows[tuple(ids[: prompt_length + t])]
+        bound += step_bound(row, token, hf.logit, hf.lse, sides=1)[1]
+        exact += float(hf.logit) - hf.lse
+    line = (
+        f"{where} logprob: ours {our_logprob:.9g}, exact under HF's logits {exact:.9g}, "
+        f"|diff| {abs(our_logprob - exact):.2e} <= bound {bound:.2e}"
+    )
+    print(line)
+    return [] if abs(our_logprob - exact) <= bound else ["NOT OK " + line]
