@@ -39,9 +39,8 @@ __all__ = [
 # Decoders, their results and traces.
 from decoding.beam import beam_search
 from decoding.greedy import greedy_search
-from decoding.results import Beam, Decoded, Hypothesis
+from decoding.results import Beam, Decoded, Hypothesis, Trace
 from decoding.sampling import sample
-from decoding.trace import Trace
 from decoding.tree import TreeSearchResult, exhaustive_tree_search
 
 __all__ += [

@@ -35,21 +35,20 @@ from decoding.common import (
     check_eos,
     check_positive_int,
     check_vocab,
-    largest,
 )
-from decoding.probs import log_softmax
+from decoding.probs import largest, log_softmax
 from decoding.processors import Processors
-from decoding.results import Beam, Decoded, Hypothesis
-from decoding.trace import (
+from decoding.recorder import new_trace, record_beam_step, record_stop
+from decoding.results import (
     FINISHED,
     LIVE,
     NOT_KEPT,
     SPARE,
     TOO_LATE,
-    BeamCandidate,
-    Step,
+    Beam,
+    Decoded,
+    Hypothesis,
     Trace,
-    row_step,
 )
 
 # HF's score for "no hypothesis here yet": while the finished pool has an empty slot, a live
@@ -196,28 +195,10 @@ def advance(
     for rank, hypothesis in offered:
         if not any(h is hypothesis for h in state.finished):
             fates[rank] = NOT_KEPT
-    if state.trace is not None:
-        record_step(state, scores, model_logp, candidates, fates, live, step)
+    record_beam_step(state.trace, step, state.beams, scores, model_logp, candidates, fates, live,
+                     state.finished)  # fmt: skip
     state.beams = live
     state.stop_reason = why_stop(state, step, rules)
-
-
-def record_step(
-    state: BeamState,
-    scores: np.ndarray,
-    model_logp: np.ndarray,
-    candidates: list[tuple[int, int, float]],
-    fates: list[str],
-    live: list[Beam],
-    step: int,
-) -> None:
-    """Append this step to the trace: one row per beam, the 2K candidates, beams and pool."""
-    rows = []
-    for b, beam in enumerate(state.beams):
-        chosen = [token for (cb, token, _) in candidates if cb == b]
-        rows.append(row_step(b, beam.ids, np.exp(scores[b]), np.exp(model_logp[b]), chosen))
-    ranked = [BeamCandidate(b, t, s, f) for (b, t, s), f in zip(candidates, fates)]
-    state.trace.steps.append(Step(step, rows, ranked, list(live), list(state.finished)))
 
 
 def beam_search(
@@ -264,9 +245,7 @@ def beam_search(
     # the first scored -1e9 so they never win; they only differ from us when the vocabulary is
     # too small to fill 2K candidates, and then they return as placeholder hypotheses.)
     states = [
-        BeamState(
-            p, [Beam(list(p), 0.0, 0.0)], [], trace=Trace("beam search", p) if trace else None
-        )
+        BeamState(p, [Beam(list(p), 0.0, 0.0)], [], trace=new_trace(trace, "beam search", p))
         for p in batch
     ]
     vocab_size = None
@@ -290,7 +269,6 @@ def beam_search(
 
     results = []
     for s in states:
-        if s.trace is not None:
-            s.trace.stop_reason = s.stop_reason
+        record_stop(s.trace, s.stop_reason)
         results.append(Decoded(s.prompt, s.finished[:num_return_sequences], s.trace))
     return results

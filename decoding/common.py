@@ -136,23 +136,6 @@ def ask_model(
     return logits
 
 
-def largest(values: np.ndarray, n: int) -> np.ndarray:
-    """Indices of the n largest values of a 1-D array, largest first, ties to the lower index.
-
-    The same order as a stable argsort of -values, without sorting all of them (a beam step
-    ranks K * 50257 numbers to keep 2K).
-
-    >>> largest(np.array([1.0, 3.0, 2.0, 3.0]), 3).tolist()
-    [1, 3, 2]
-    """
-    n = min(n, values.size)
-    if n <= 0:
-        return np.array([], dtype=np.int64)
-    nth = np.partition(values, values.size - n)[values.size - n]  # the n-th largest value
-    best = np.flatnonzero(values >= nth)  # every index at least that large, in index order
-    return best[np.argsort(-values[best], kind="stable")][:n]
-
-
 def check_some_token_left(scores: np.ndarray, sequences: list[list[int]]) -> None:
     """Raise if every token of a row was banned (no-repeat-ngram on a tiny vocabulary)."""
     dead = scores.max(axis=-1) == -np.inf  # every token of the row is -inf

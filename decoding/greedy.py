@@ -24,10 +24,10 @@ from decoding.common import (
     check_positive_int,
     processed_logits,
 )
-from decoding.probs import log_softmax, softmax
+from decoding.probs import log_softmax
 from decoding.processors import Processors
+from decoding.recorder import new_trace, record_row, record_stop
 from decoding.results import Decoded, Hypothesis
-from decoding.trace import Step, Trace, row_step
 
 
 def greedy_search(
@@ -66,7 +66,7 @@ def greedy_search(
     sequences = [list(p) for p in batch]
     logprobs = [0.0] * len(batch)  # sum of the model's log-probs of the generated tokens
     stopped = [""] * len(batch)  # why each prompt stopped ("" while it runs)
-    traces = [Trace("greedy search", p) for p in batch] if trace else None
+    traces = [new_trace(trace, "greedy search", p) for p in batch]  # None each, untraced
     vocab_size = None
 
     for step in range(1, max_new_tokens + 1):
@@ -82,10 +82,7 @@ def greedy_search(
 
         for row, i in enumerate(live):
             token = int(tokens[row])
-            if traces:
-                probs, model_probs = softmax(scores[row]), np.exp(model_logp[row])
-                record = row_step(0, sequences[i], probs, model_probs, [token])
-                traces[i].steps.append(Step(step, [record]))
+            record_row(traces[i], step, 0, sequences[i], scores[row], model_logp[row], [token])
             sequences[i].append(token)
             logprobs[i] += float(model_logp[row, token])
             if on_token is not None:
@@ -96,7 +93,6 @@ def greedy_search(
     results = []
     for i, prompt in enumerate(batch):
         hypothesis = Hypothesis(sequences[i], len(prompt), logprobs[i])
-        if traces:
-            traces[i].stop_reason = stopped[i] or "reached max_new_tokens"
-        results.append(Decoded(prompt, [hypothesis], traces[i] if traces else None))
+        record_stop(traces[i], stopped[i] or "reached max_new_tokens")
+        results.append(Decoded(prompt, [hypothesis], traces[i]))
     return results

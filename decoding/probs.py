@@ -1,4 +1,5 @@
-"""From logits to probabilities: softmax and log_softmax, float32 and -inf aware.
+"""From logits to probabilities: softmax and log_softmax, float32 and -inf aware; and
+`largest`, the ranking every decoder and the recorder share.
 
 A removed token (logit -inf, as every warper leaves it) gets probability 0 and log-probability
 -inf. A row where *every* entry is -inf has no distribution at all; we raise rather than
@@ -42,3 +43,20 @@ def log_softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
     """
     z = _shifted(logits, axis)
     return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
+
+
+def largest(values: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the n largest values of a 1-D array, largest first, ties to the lower index.
+
+    The same order as a stable argsort of -values, without sorting all of them (a beam step
+    ranks K * 50257 numbers to keep 2K).
+
+    >>> largest(np.array([1.0, 3.0, 2.0, 3.0]), 3).tolist()
+    [1, 3, 2]
+    """
+    n = min(n, values.size)
+    if n <= 0:
+        return np.array([], dtype=np.int64)
+    nth = np.partition(values, values.size - n)[values.size - n]  # the n-th largest value
+    best = np.flatnonzero(values >= nth)  # every index at least that large, in index order
+    return best[np.argsort(-values[best], kind="stable")][:n]

@@ -1,18 +1,26 @@
-"""What a decoder hands back: plain dataclasses of ints and floats.
+"""Everything a decoder hands back, in one place: plain dataclasses of ints and floats.
 
 Every decoder returns one `Decoded` per prompt, in prompt order. Its `hypotheses` are:
 - greedy search: one;
 - sampling: `num_return_sequences`, in the order they were drawn;
 - beam search: `num_return_sequences`, best score first.
+
+With `trace=True` each `Decoded` also carries a `Trace`: one `Step` per generated position, and
+in each step one `RowStep` per sequence extended (a sample, or a live beam) with its top
+candidates, what each warper kept, and what was chosen. Beam search adds the 2K candidates it
+ranked and what became of each, the live beams, and the finished hypotheses. Pictures are drawn
+from a Trace (decoding/render/); `Trace.to_json()` is what the CLI's --trace writes, and
+`Trace.from_json` reads it back.
+
+This module imports nothing from the rest of decoding/: the records come first, the code that
+fills them (decoding/recorder.py, the decoders) after.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from decoding.trace import Trace
 
 
 @dataclass
@@ -62,6 +70,141 @@ class Beam:
         return f"score {self.score:.4f}  {self.ids}"
 
 
+# What became of a beam-search candidate (`BeamCandidate.fate`).
+LIVE = "live"  # one of the K live beams of the next step
+FINISHED = "finished"  # entered the finished pool (ended with EOS, or at max_new_tokens)
+NOT_KEPT = "finished, not kept"  # finished, but the pool kept better ones (or was closed)
+TOO_LATE = "finished beyond the first K"  # HF only lets the first K candidates finish
+SPARE = "spare"  # a backup candidate that was not needed: K live beams were already found
+
+
+@dataclass
+class TokenProb:
+    """One bar of a bar chart.
+
+    prob:       the probability in the distribution the decoder chose from: after processors
+                and warpers (sampling), after processors (greedy), exp of the processed
+                log-prob (beam search; equal to the model's without processors).
+    model_prob: the model's own probability, softmax of the raw logits.
+    """
+
+    token: int
+    prob: float
+    model_prob: float
+
+
+@dataclass
+class Cut:
+    """A warper that ran on this row: its name, its parameter, how many tokens survived it."""
+
+    name: str
+    param: float | int
+    kept: int
+
+
+@dataclass
+class RowStep:
+    """One sequence extended by one token (or, in beam search, offered as K-of-2K candidates).
+
+    index:      the sample (greedy, sampling) or live beam (beam search) this row extends.
+    sequence:   the ids it extends, prompt included.
+    candidates: the TOP_N most probable tokens by `prob` (then by `model_prob` among removed
+                ones), then any chosen token not among them.
+    cuts:       the warpers in the order they ran (sampling only).
+    chosen:     the token drawn (greedy, sampling), or this beam's tokens among the 2K.
+    """
+
+    index: int
+    sequence: list[int]
+    candidates: list[TokenProb]
+    chosen: list[int]
+    cuts: list[Cut] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, data: dict) -> RowStep:
+        return cls(
+            data["index"],
+            list(data["sequence"]),
+            [TokenProb(c["token"], c["prob"], c["model_prob"]) for c in data["candidates"]],
+            list(data["chosen"]),
+            [Cut(c["name"], c["param"], c["kept"]) for c in data["cuts"]],
+        )
+
+    def __str__(self) -> str:
+        tops = " | ".join(f"{c.token} {c.prob:.3f}" for c in self.candidates[:5])
+        cuts = "".join(f"  {c.name}={c.param} kept {c.kept}" for c in self.cuts)
+        return f"#{self.index} ...{self.sequence[-4:]} -> {self.chosen}  top: {tops}{cuts}"
+
+
+@dataclass
+class BeamCandidate:
+    """One of the 2K best extensions beam search ranked at a step, best first."""
+
+    beam: int  # index of the live beam it extends
+    token: int
+    score: float  # cumulative processed log-prob (no length penalty)
+    fate: str  # LIVE, FINISHED, NOT_KEPT, TOO_LATE or SPARE
+
+    def __str__(self) -> str:
+        return f"beam {self.beam} + {self.token}: {self.score:.4f} {self.fate}"
+
+
+@dataclass
+class Step:
+    """Everything one decoding step did. `number` counts generated tokens after it (1-based)."""
+
+    number: int
+    rows: list[RowStep]
+    candidates: list[BeamCandidate] = field(default_factory=list)  # beam search only
+    beams: list[Beam] = field(default_factory=list)  # beam search: live beams after the step
+    finished: list[Hypothesis] = field(default_factory=list)  # beam search: the pool after it
+
+    @classmethod
+    def from_json(cls, data: dict) -> Step:
+        return cls(
+            data["number"],
+            [RowStep.from_json(row) for row in data["rows"]],
+            [BeamCandidate(c["beam"], c["token"], number(c["score"]), c["fate"])
+             for c in data["candidates"]],
+            [Beam(b["ids"], number(b["score"]), number(b["logprob"])) for b in data["beams"]],
+            [Hypothesis(h["ids"], h["prompt_length"], number(h["logprob"]), number(h["score"]))
+             for h in data["finished"]],
+        )  # fmt: skip
+
+    def __str__(self) -> str:
+        lines = [f"step {self.number}"]
+        lines += [f"  {row}" for row in self.rows]
+        lines += [f"  candidate {c}" for c in self.candidates]
+        lines += [f"  live {b}" for b in self.beams]
+        lines += [f"  finished {h}" for h in self.finished]
+        return "\n".join(lines)
+
+
+@dataclass
+class Trace:
+    """The steps of one prompt's decoding, and why it stopped."""
+
+    decoder: str
+    prompt: list[int]
+    steps: list[Step] = field(default_factory=list)
+    stop_reason: str = ""
+
+    def __str__(self) -> str:
+        head = f"{self.decoder} from {self.prompt}: {len(self.steps)} steps, {self.stop_reason}"
+        return "\n".join([head] + [str(s) for s in self.steps])
+
+    def to_json(self) -> dict:
+        """The trace as JSON-ready dicts and lists (what --trace writes, what pictures read).
+        JSON has no infinity, so a -inf log-prob (a removed token) is written as null."""
+        return json_safe(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, data: dict) -> Trace:
+        """The Trace that `to_json` wrote: `Trace.from_json(t.to_json()) == t`."""
+        return cls(data["decoder"], list(data["prompt"]),
+                   [Step.from_json(s) for s in data["steps"]], data["stop_reason"])  # fmt: skip
+
+
 @dataclass
 class Decoded:
     """Everything a decoder produced for one prompt."""
@@ -77,3 +220,20 @@ class Decoded:
 
     def __str__(self) -> str:
         return "\n".join(str(h) for h in self.hypotheses)
+
+
+def json_safe(value):
+    """Dicts, lists and floats ready for json.dumps: tuples become lists, and a non-finite
+    float (only -inf occurs: a removed token's log-prob) becomes None."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    return value
+
+
+def number(value: float | None) -> float:
+    """A float read back from what `json_safe` wrote, where None stood for -inf."""
+    return -math.inf if value is None else float(value)

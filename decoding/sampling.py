@@ -28,8 +28,8 @@ from decoding.common import (
 )
 from decoding.probs import log_softmax, softmax
 from decoding.processors import Processors
+from decoding.recorder import new_trace, record_row, record_stop
 from decoding.results import Decoded, Hypothesis
-from decoding.trace import Step, Trace, cuts_of_row, row_step
 from decoding.warpers import Warpers
 
 
@@ -103,8 +103,7 @@ def sample(
     sequences = [list(batch[i]) for i in owner]
     logprobs = [0.0] * len(owner)
     stopped = [""] * len(owner)
-    traces = [Trace("sampling", p) for p in batch] if trace else None
-    steps: dict[tuple[int, int], Step] = {}  # (prompt, step number) -> its Step, when tracing
+    traces = [new_trace(trace, "sampling", p) for p in batch]  # None each, untraced
     vocab_size = None
 
     for step in range(1, max_new_tokens + 1):
@@ -122,20 +121,9 @@ def sample(
 
         for row, r in enumerate(live):
             token = draw(probs[row], uniforms[row])
-            if traces:
-                i = owner[r]
-                record = row_step(
-                    r - i * n_samples,
-                    sequences[r],
-                    probs[row],
-                    np.exp(model_logp[row]),
-                    [token],
-                    cuts_of_row(warp_steps, row),
-                )
-                if (i, step) not in steps:
-                    steps[i, step] = Step(step, [])
-                    traces[i].steps.append(steps[i, step])
-                steps[i, step].rows.append(record)
+            sample_index = r - owner[r] * n_samples
+            record_row(traces[owner[r]], step, sample_index, sequences[r], warped[row],
+                       model_logp[row], [token], warp_steps, row)  # fmt: skip
             sequences[r].append(token)
             logprobs[r] += float(model_logp[row, token])
             if on_token is not None:
@@ -147,8 +135,7 @@ def sample(
     for i, prompt in enumerate(batch):
         rows = range(i * n_samples, (i + 1) * n_samples)
         hypotheses = [Hypothesis(sequences[r], len(prompt), logprobs[r]) for r in rows]
-        if traces:
-            at_eos = sum(stopped[r] == "EOS" for r in rows)
-            traces[i].stop_reason = f"{at_eos} of {n_samples} samples stopped at EOS"
-        results.append(Decoded(prompt, hypotheses, traces[i] if traces else None))
+        at_eos = sum(stopped[r] == "EOS" for r in rows)
+        record_stop(traces[i], f"{at_eos} of {n_samples} samples stopped at EOS")
+        results.append(Decoded(prompt, hypotheses, traces[i]))
     return results

@@ -17,6 +17,7 @@ the power length_penalty).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,10 +30,9 @@ from decoding.common import (
     check_eos,
     check_positive_int,
     check_vocab,
-    largest,
 )
-from decoding.probs import log_softmax
-from decoding.results import Hypothesis
+from decoding.probs import largest, log_softmax
+from decoding.results import Hypothesis, json_safe, number
 
 
 @dataclass
@@ -89,6 +89,18 @@ class TreeSearchResult:
             )
         ranked = sorted(leaves, key=lambda leaf: -leaf.score)[:n]  # sorted() is stable
         return [Hypothesis(leaf.ids, len(self.prompt), leaf.logprob, leaf.score) for leaf in ranked]
+
+    def to_json(self) -> dict:
+        """The tree as JSON-ready dicts and lists: the tree search's trace (see Trace.to_json)."""
+        return json_safe(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, data: dict) -> TreeSearchResult:
+        """The tree that `to_json` wrote."""
+        nodes = [TreeNode(n["ids"], n["token"], n["prob"], number(n["logprob"]),
+                          number(n["score"]), n["depth"], n["parent"], n["children"])
+                 for n in data["nodes"]]  # fmt: skip
+        return cls(data["prompt"], nodes, data["expansions"])
 
     def __str__(self) -> str:
         lines = [f"top-b tree from {self.prompt}: {self.expansions} expansions"]

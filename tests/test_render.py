@@ -24,8 +24,8 @@ from decoding.greedy import greedy_search
 from decoding.render import bars_dot, dot_available, save_picture, tree_dot
 from decoding.render import output as render_output
 from decoding.render.colors import GREEN, RED, YELLOW, scale_color
+from decoding.results import FINISHED, LIVE
 from decoding.sampling import sample
-from decoding.trace import FINISHED, LIVE
 from decoding.tree import exhaustive_tree_search
 
 V = 12

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from decoding.render.colors import scale_color
 from decoding.render.dot import Decode, Edge, Graph, Node, html_escape, ids_as_text, token_label
-from decoding.results import Decoded
-from decoding.trace import RowStep, Trace
+from decoding.results import Decoded, RowStep, Trace
 
 BAR_WIDTH = 160  # points for probability 1.0
 BAR_HEIGHT = 11

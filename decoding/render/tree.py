@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from decoding.render.colors import GREY, GREY_TEXT, scale_color, value_range
 from decoding.render.dot import Decode, Edge, Graph, Node, ids_as_text, prompt_label, token_label
-from decoding.results import Decoded
-from decoding.trace import FINISHED, LIVE, Trace
+from decoding.results import FINISHED, LIVE, Decoded, Trace
 from decoding.tree import TreeSearchResult
 
 BOLD = {"penwidth": "2.5"}

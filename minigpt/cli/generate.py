@@ -253,12 +253,13 @@ def write_outputs(args, request: Request, trace, session: Session, err: TextIO) 
     if trace is None:
         return
     if args.trace:
-        tokens = sorted(token_ids_in(jsonable(trace)))
+        trace_json = trace.to_json()  # Trace.from_json / TreeSearchResult.from_json read it back
+        tokens = sorted(token_ids_in(trace_json))
         record = {
             "strategy": request.strategy.name,
             "model": str(session.model_dir),
             "token_text": {t: session.tokenizer.decode([t]) for t in tokens},
-            "trace": jsonable(trace),
+            "trace": trace_json,
         }
         Path(args.trace).write_text(json.dumps(record, ensure_ascii=False, indent=1) + "\n")
     if args.tree:

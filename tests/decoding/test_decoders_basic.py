@@ -14,7 +14,7 @@ from decoding import (
     greedy_search,
     sample,
 )
-from decoding.trace import FINISHED, LIVE, TOO_LATE
+from decoding.results import FINISHED, LIVE, TOO_LATE
 
 EOS = 3
 
