@@ -65,3 +65,57 @@ def test_minigpt_does_not_need_torch():
     """Loading the model and the CLI never imports the reference-only torch or transformers."""
     modules = top_level(imported_after("import minigpt, minigpt.cli, minigpt.tokenizer"))
     assert not modules & {"torch", "transformers"}
+
+
+def module_imports(package: str) -> dict[str, set[str]]:
+    """For each module of a package, the modules of the same package it imports (from source,
+    TYPE_CHECKING blocks included: a cycle there is still a cycle for a reader)."""
+    root = REPO / package
+    graph: dict[str, set[str]] = {}
+    for path in sorted(root.rglob("*.py")):
+        name = ".".join((package, *path.relative_to(root).with_suffix("").parts))
+        name = name.removesuffix(".__init__")
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                found.add(node.module)
+            elif isinstance(node, ast.Import):
+                found |= {alias.name for alias in node.names}
+        graph[name] = {m for m in found if m.startswith(package + ".") and m != name}
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import cycle of `graph` as a list of modules, or [] if it has none (depth-first)."""
+    done: set[str] = set()
+
+    def visit(node: str, path: list[str]) -> list[str]:
+        if node in path:
+            return path[path.index(node) :] + [node]
+        if node in done:
+            return []
+        for nxt in sorted(graph.get(node, ())):
+            cycle = visit(nxt, path + [node])
+            if cycle:
+                return cycle
+        done.add(node)
+        return []
+
+    for start in sorted(graph):
+        cycle = visit(start, [])
+        if cycle:
+            return cycle
+    return []
+
+
+def test_decoding_has_no_import_cycle():
+    """The imports run one way: probs -> warpers/processors -> results -> recorder -> decoders."""
+    graph = module_imports("decoding")
+    graph.pop("decoding", None)  # the package's __init__ gathers everything, by design
+    assert find_cycle(graph) == []
+    assert graph["decoding.results"] == set(), "the records import nothing from decoding/"
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) == []
