@@ -66,11 +66,15 @@ def print_notes(session: Session, err: TextIO) -> None:
 
 # ------------------------------------------------------------------- errors in the user's words
 
-# Every decoder keyword a message may name: the table's options, and what every decoder takes.
-DECODER_KEYWORDS = sorted(
-    {*(name for s in STRATEGIES.values() for name in s.options), "max_new_tokens", "eos_token_id",
-     "branching"}  # the tree decoder's name for --num-beams
-)  # fmt: skip
+
+def decoder_keywords() -> dict[str, str]:
+    """Every keyword a decoder's message may name, and the option it is: the table's options,
+    what every decoder takes, and the keywords an entry renames (the tree's branching)."""
+    names = {name: name for s in STRATEGIES.values() for name in s.options}
+    names |= {"max_new_tokens": "max_new_tokens", "eos_token_id": "eos_token_id"}
+    for s in STRATEGIES.values():
+        names |= s.keywords
+    return names
 
 
 def flag_names(message: str) -> str:
@@ -79,8 +83,9 @@ def flag_names(message: str) -> str:
     >>> flag_names("top_p must be a number in (0, 1], got 2.0")
     '--top-p must be a number in (0, 1], got 2.0'
     """
-    pattern = r"\b(" + "|".join(DECODER_KEYWORDS) + r")\b"
-    return re.sub(pattern, lambda m: flag("num_beams" if m[1] == "branching" else m[1]), message)
+    names = decoder_keywords()
+    pattern = r"\b(" + "|".join(sorted(names, key=len, reverse=True)) + r")\b"
+    return re.sub(pattern, lambda m: flag(names[m[1]]), message)
 
 
 @contextlib.contextmanager

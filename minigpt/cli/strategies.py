@@ -64,6 +64,7 @@ class Strategy:
     score_name: str = ""
     score_help: str = ""
     option_help: dict = field(default_factory=dict)  # where an option means something else here
+    keywords: dict = field(default_factory=dict)  # decoder keyword -> its option, where they differ
 
 
 def run_greedy(next_token_logits: NextTokenLogits, run: Run):
@@ -142,6 +143,7 @@ STRATEGIES = {
             score_help="the seed post's score: sum of log-probs / all tokens, prompt included",
             option_help={"num_beams": "children per node (default 2)",
                          "num_return_sequences": "N best leaves"},
+            keywords={"branching": "num_beams", "depth": "max_new_tokens"},
         ),
     ]
 }  # fmt: skip
