@@ -1,6 +1,6 @@
 """`python -m minigpt ...` and the installed `minigpt` command both start here.
 
-The command line itself lives in minigpt/cli.py. This file only imports it inside a guard: the
+The command line itself lives in minigpt/cli/. This file only imports it inside a guard: the
 import loads NumPy and the tokenizer library, which takes a moment, and a Ctrl-C in that moment
 should end the program quietly (exit status 130, the shell's code for Ctrl-C), not with a
 traceback through the import machinery.

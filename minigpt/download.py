@@ -424,7 +424,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def command(args: argparse.Namespace, out, err) -> int:
-    """Download what `args` asks for: `minigpt download NAME` (minigpt/cli.py prints a
+    """Download what `args` asks for: `minigpt download NAME` (minigpt/cli/ prints a
     DownloadError as its one error line) and main() below."""
     try:
         dest = download_model(args.name, args)

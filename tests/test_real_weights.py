@@ -1,4 +1,4 @@
-"""Known greedy outputs of the published gpt2 weights (decoding-spec.md, "Known outputs").
+"""Known greedy outputs of the published gpt2 weights (docs/decoding-semantics.md, at the end).
 
 The weights cannot be downloaded everywhere, so these run only where `weights/gpt2/` holds them
 (`python weights/scripts/download.py gpt2`) and are reported as skipped otherwise.
