@@ -51,9 +51,12 @@ def score(model: GPT2, ids: list[int]) -> TextScore:
     context = model.config.n_positions
     if len(ids) < 2:
         raise MiniGPTError(f"scoring needs a text of at least 2 tokens, got {len(ids)}")
-    if len(ids) > context:
-        raise MiniGPTError(f"the text has {len(ids)} tokens, more than the context of {context}")
-    logits = model.forward(ids)[:-1]  # [T, V]: row t predicts token t + 1; the last predicts none
+    if len(ids) > context + 1:  # the last token is only ever a target: it needs no position
+        raise MiniGPTError(
+            f"the text has {len(ids)} tokens; the model can score at most {context + 1} "
+            f"(its context of {context}, plus the token the last position predicts)"
+        )
+    logits = model.forward(ids[:-1])  # [T - 1, V]: row t predicts token t + 1
     logp = log_softmax(logits)
     return TextScore(ids, [float(logp[t, ids[t + 1]]) for t in range(len(ids) - 1)])
 

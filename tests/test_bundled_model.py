@@ -174,7 +174,38 @@ def texts(model, tokenizer, config) -> dict[str, str]:
     return continuations(model, tokenizer, config, DEMO_PROMPT)
 
 
+def test_the_model_predicts_held_out_stories_as_well_as_its_card_says(model, tokenizer):
+    """The card's validation loss, re-measured on the stories training held out.
+
+    This is what tells trained weights from random ones (loss about ln 1478 = 7.3), a tokenizer
+    that does not belong to the weights, or a corpus that changed under the model. It cannot
+    tell a slightly wrong formula: GELU's 0.044715 turned into 0.05 moves this loss by 5e-6,
+    because a model is as good with either. tests/test_forward_textbook.py catches that.
+    """
+    card = (BUNDLED / "MODEL_CARD.md").read_text()
+    stated = float(re.search(r"validation \*\*(\d+\.\d+)\*\*", card).group(1))
+    corpus = load_make_corpus()
+    text = corpus.make_corpus(12000, seed=0)  # the card's corpus; training held out the last 2%
+    stories = [s.strip() for s in text.split(corpus.END_OF_STORY) if s.strip()]
+    held_out = stories[-(len(stories) // 50) :][:40]
+    eos = model.config.eos_token_id
+    ids = np.array([t for story in held_out for t in [*tokenizer.encode(story), eos]])
+    windows = [ids[i : i + model.config.n_positions + 1] for i in range(0, len(ids) - 1, 256)]
+    losses = []
+    for w in windows:
+        result = minigpt.score(model, w.tolist())
+        losses += [-lp for lp in result.logprobs]
+    measured = float(np.mean(losses))
+    print(f"held-out loss {measured:.4f} over {len(losses)} tokens; the card says {stated:.3f}")
+    # The card measured 8 batches of random windows; these are 40 whole stories. Each is a
+    # sample of a few thousand tokens whose per-token loss has a spread of about 1, so the
+    # two means differ by a few hundredths at most.
+    assert abs(measured - stated) < 0.05
+
+
 def test_greedy_output_is_made_of_english_words(texts, corpus_words):
+    """Catches a decoder or tokenizer that garbles text (wrong ids, bytes split mid-word);
+    what the model computes is held to its formulas by tests/test_forward_textbook.py."""
     text = texts["greedy"]
     found = words(text)
     assert len(found) >= 10, f"greedy wrote too few words: {text!r}"

@@ -136,14 +136,24 @@ BAD_INPUT = {
 
 
 @pytest.mark.parametrize("argv", BAD_INPUT.values(), ids=BAD_INPUT.keys())
-def test_bad_input_is_one_line_and_a_nonzero_status(capsys, model_dir, tmp_path, argv):
+def test_bad_input_is_one_line_and_a_nonzero_status(capsys, model_dir, tmp_path, monkeypatch, argv):
+    """Run from an empty directory, so that any file a refused command wrote would be seen."""
+    monkeypatch.chdir(tmp_path)
     if argv[0] in ("generate", "score") and "--model" not in argv:
         argv = [*argv, "--model", str(model_dir)]
     status, out, err = main(capsys, *argv)
     assert status not in (0, None)
     assert len(err.strip().splitlines()) == 1, err
     assert err.startswith("minigpt") and "Traceback" not in err
-    assert not (tmp_path / "tree.jpg").exists()
+    assert list(tmp_path.iterdir()) == [], "a refused command left a file behind"
+
+
+def test_the_left_behind_check_sees_files(capsys, model_dir, tmp_path, monkeypatch):
+    """The check above can fail: a command that does write, run the same way, leaves its file."""
+    monkeypatch.chdir(tmp_path)
+    status, _, _ = main(capsys, "generate", "x", "--model", str(model_dir), "--max-new-tokens",
+                        "2", "--tree", "tree.dot")  # fmt: skip
+    assert status == 0 and [p.name for p in tmp_path.iterdir()] == ["tree.dot"]
 
 
 def test_options_of_other_strategies_are_named(capsys, model_dir):
