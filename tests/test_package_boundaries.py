@@ -119,3 +119,10 @@ def test_decoding_has_no_import_cycle():
 def test_the_cycle_finder_finds_a_cycle():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) == []
+
+
+def test_the_downloader_needs_only_the_standard_library():
+    """Fetching weights must work before NumPy is installed (it is how a new user starts), so
+    minigpt.download imports no third-party package; `import minigpt` itself is lazy."""
+    modules = top_level(imported_after("import minigpt.download"))
+    assert not modules & {"numpy", "safetensors", "tokenizers", "torch", "transformers"}
