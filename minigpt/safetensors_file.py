@@ -97,7 +97,8 @@ READABLE = {
 TO_FLOAT32 = ("F16", "BF16", "F64")
 
 _PICKLE_MAGIC = (b"PK\x03\x04", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
-DAMAGED = "the file is damaged or not safetensors: download it again"
+REDOWNLOAD = "download it again"
+DAMAGED = "the file is damaged: " + REDOWNLOAD
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,9 @@ class TensorInfo:
 class _Refusal(Exception):
     """One broken rule. Raised without the file name, which load_arrays adds once."""
 
-    def __init__(self, cause: str, fix: str = DAMAGED) -> None:
+    def __init__(self, cause: str, fix: str | None = None) -> None:
+        if fix is None:  # "not a safetensors file" already says what "damaged" would
+            fix = REDOWNLOAD if cause.startswith(("not a safetensors", "truncated")) else DAMAGED
         super().__init__(f"{cause}; {fix}")
 
 
@@ -272,7 +275,7 @@ def _check_text(text: str, what: str) -> None:
 
 def _tensor_info(name: str, entry) -> TensorInfo:
     """A tensor's entry: exactly dtype, shape and data_offsets, each of the right type."""
-    _check_text(name, "a tensor name")
+    _check_text(name, f"the tensor name {_show(name)}")
     if not isinstance(entry, dict):
         raise _Refusal(
             f"tensor {_show(name)}: its entry is {_kind(entry)}, not an object with "
@@ -380,7 +383,10 @@ def _check_readable(t: TensorInfo) -> None:
     # NumPy multiplies the nonzero sizes, in bytes, and refuses past 2**63 - 1.
     itemsize = max(READABLE[t.dtype].itemsize, 4 if t.dtype in TO_FLOAT32 else 0)
     if itemsize * math.prod(d for d in t.shape if d) > NUMPY_MAX_BYTES:
-        raise _Refusal(f"tensor {_show(t.name)}: shape {list(t.shape)} is too large for NumPy")
+        raise _Refusal(
+            f"tensor {_show(t.name)}: shape {list(t.shape)} is too large for NumPy in "
+            f"{itemsize}-byte values (over 2**63 - 1 bytes, though it holds none)"
+        )
 
 
 # ---------------------------------------------------------------------------- the arrays
