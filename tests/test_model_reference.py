@@ -12,7 +12,11 @@ from minigpt.gpt2 import load_model_dir
 
 pytestmark = pytest.mark.reference
 TOL = 1e-4
-SMALL = GPT2Config(n_layer=3, n_head=4, n_embd=96, n_positions=256, vocab_size=1000)
+# (token ids inside the small vocabulary: a config with GPT-2's 50256 there is refused)
+SMALL = GPT2Config(
+    n_layer=3, n_head=4, n_embd=96, n_positions=256, vocab_size=1000,
+    bos_token_id=999, eos_token_id=999,
+)  # fmt: skip
 SHAPES = {"small": SMALL, "gpt2-124M": GPT2Config.preset("gpt2")}
 
 
