@@ -1,12 +1,27 @@
-"""GPT-2's hyperparameters: read from a checkpoint's config.json, or a published preset."""
+"""GPT-2's hyperparameters: read from a checkpoint's config.json, or a published preset.
+
+config.json is trusted no more than the weights: every field minigpt uses is checked for its
+type and range, and a bad one is refused with one line naming the file and the key, e.g.
+`my-model/config.json: n_head must be a positive integer, got true`. JSON's true is not a
+number, although Python's json turns it into True, which is an int to Python.
+
+A key that is missing takes GPT-2's default, as in Hugging Face's GPT2Config. A key that is
+null is refused, as Hugging Face refuses it, except bos_token_id and eos_token_id: there null
+is Hugging Face's way of saying the model has no such token, so minigpt reads null as None
+(an eos_token_id of None: generation never stops early).
+"""
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from minigpt.errors import MiniGPTError
+
+SIZES = ("n_layer", "n_head", "n_embd", "n_positions", "vocab_size")
+TOKEN_IDS = ("bos_token_id", "eos_token_id")
 
 
 @dataclass(frozen=True)
@@ -23,22 +38,17 @@ class GPT2Config:
     n_positions: int = 1024  # the context length: learned position embeddings
     vocab_size: int = 50257
     layer_norm_epsilon: float = 1e-5
-    bos_token_id: int = 50256
-    eos_token_id: int = 50256  # <|endoftext|>
+    bos_token_id: int | None = 50256
+    eos_token_id: int | None = 50256  # <|endoftext|>; None: no token ends the text
 
     @property
     def head_size(self) -> int:
         return self.n_embd // self.n_head
 
     def __post_init__(self) -> None:
-        for name in ("n_layer", "n_head", "n_embd", "n_positions", "vocab_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise MiniGPTError(f"config: {name} must be a positive integer, got {value!r}")
-        if self.n_embd % self.n_head:
-            raise MiniGPTError(
-                f"config: n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})"
-            )
+        problem = config_problem(asdict(self))
+        if problem:
+            raise MiniGPTError(f"config: {problem}")
 
     @classmethod
     def preset(cls, name: str) -> GPT2Config:
@@ -51,20 +61,16 @@ class GPT2Config:
     def from_json(cls, path: str | Path) -> GPT2Config:
         """Read a Hugging Face GPT-2 `config.json`; refuse options minigpt does not implement."""
         path = Path(path)
-        try:
-            raw = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise MiniGPTError(
-                f"{path}: no such file; a model directory needs config.json"
-            ) from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise MiniGPTError(f"{path}: not valid JSON ({e}); re-download config.json") from None
+        raw = _read_json_object(path)
         if raw.get("model_type", "gpt2") != "gpt2":
             raise MiniGPTError(
-                f"{path}: model_type is {raw['model_type']!r}, minigpt runs gpt2 only"
+                f"{path}: model_type is {_show(raw['model_type'])}, minigpt runs gpt2 only"
             )
-        _refuse_unsupported(raw, path)
-        fields = {k: raw[k] for k in asdict(cls()) if raw.get(k) is not None}
+        fields = {key: raw.get(key, default) for key, default in asdict(cls()).items()}
+        problem = config_problem(fields, given=set(raw))
+        if problem:
+            raise MiniGPTError(f"{path}: {problem}")
+        _refuse_unsupported(raw, path, fields["n_embd"])
         return cls(**fields)
 
     def to_json(self) -> dict:
@@ -79,7 +85,55 @@ class GPT2Config:
         }
 
 
-def _refuse_unsupported(raw: dict, path: Path) -> None:
+# ------------------------------------------------------------------------------ the checks
+
+
+def config_problem(fields: dict, given: set | None = None) -> str | None:
+    """What is wrong with a GPT2Config's fields, in words that name the key; None if nothing.
+    `given`: the keys config.json spelled out (the others took GPT-2's defaults)."""
+    for key in SIZES:
+        if not _is_integer(fields[key]) or fields[key] < 1:
+            return f"{key} must be a positive integer, got {_show(fields[key])}"
+    epsilon = fields["layer_norm_epsilon"]
+    if not _is_positive_finite(epsilon):  # it is added under a square root, to avoid 1/0
+        return f"layer_norm_epsilon must be a positive finite number, got {_show(epsilon)}"
+    n_embd, n_head = fields["n_embd"], fields["n_head"]
+    if n_embd % n_head:
+        return (
+            f"n_embd ({n_embd}) must be divisible by n_head ({n_head}): "
+            "each head gets n_embd / n_head of the width"
+        )
+    for key in TOKEN_IDS:
+        problem = _token_id_problem(key, fields[key], fields["vocab_size"])
+        if problem and given is not None and key not in given:
+            return f"{key} is not given, so it is GPT-2's {fields[key]}: {problem}; set it or null"
+        if problem:
+            return f"{key} {problem}"
+    return None
+
+
+def _token_id_problem(key: str, value, vocab_size: int) -> str | None:
+    if value is None:  # the model has no such token
+        return None
+    if isinstance(value, list):  # Hugging Face allows several EOS ids; minigpt stops on one
+        return f"must be one token id or null, got the list {_show(value)}"
+    if not (_is_integer(value) and 0 <= value < vocab_size):
+        return f"must be a token id in [0, vocab_size={vocab_size}) or null, got {_show(value)}"
+    return None
+
+
+def _is_integer(value) -> bool:
+    """An int, and not a bool: JSON's true is not a number, even if Python's True is an int."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_positive_finite(value) -> bool:
+    if _is_integer(value):
+        return value > 0
+    return isinstance(value, float) and math.isfinite(value) and value > 0
+
+
+def _refuse_unsupported(raw: dict, path: Path, n_embd: int) -> None:
     """GPT-2 configs can switch on variants we do not implement: fail loudly, not silently."""
     expected = {
         "activation_function": "gelu_new",
@@ -89,11 +143,65 @@ def _refuse_unsupported(raw: dict, path: Path) -> None:
         "add_cross_attention": False,
     }
     for key, value in expected.items():
-        if key in raw and raw[key] != value:
-            raise MiniGPTError(f"{path}: {key}={raw[key]!r} is not supported (only {value!r})")
-    n_embd = raw.get("n_embd", 768)
-    if raw.get("n_inner") not in (None, 4 * n_embd):
-        raise MiniGPTError(f"{path}: n_inner={raw['n_inner']} is not supported (only 4 * n_embd)")
+        # type() too: 1 == True in Python, but 1 is not JSON's true
+        if key in raw and (type(raw[key]) is not type(value) or raw[key] != value):
+            raise MiniGPTError(
+                f"{path}: {key}={_show(raw[key])} is not supported (only {_show(value)})"
+            )
+    n_inner = raw.get("n_inner")
+    if n_inner is not None and not (_is_integer(n_inner) and n_inner == 4 * n_embd):
+        raise MiniGPTError(
+            f"{path}: n_inner={_show(n_inner)} is not supported (only null or 4 * n_embd)"
+        )
+
+
+# ------------------------------------------------------------------------- reading the file
+
+
+class _RepeatedKey(Exception):
+    pass
+
+
+def _read_json_object(path: Path) -> dict:
+    """config.json as a dict: UTF-8 JSON, an object, no key given twice."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise MiniGPTError(f"{path}: no such file; a model directory needs config.json") from None
+    except OSError as e:  # a directory, no permission, ...
+        raise MiniGPTError(f"{path}: cannot read it ({e.strerror or e})") from None
+    try:
+        raw = json.loads(data.decode("utf-8"), object_pairs_hook=_object_without_repeats)
+    except UnicodeDecodeError as e:
+        raise MiniGPTError(
+            f"{path}: not UTF-8 text (at byte {e.start}); re-download config.json"
+        ) from None
+    except _RepeatedKey as e:
+        raise MiniGPTError(f"{path}: {e}; which one is meant?") from None
+    except (ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError
+        raise MiniGPTError(f"{path}: not valid JSON ({e}); re-download config.json") from None
+    if not isinstance(raw, dict):
+        raise MiniGPTError(f"{path}: must be a JSON object of settings, got {_show(raw)}")
+    return raw
+
+
+def _object_without_repeats(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object; a key given twice is refused (json.loads would keep the last silently)."""
+    seen = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise _RepeatedKey(f"the key {key!r} appears twice")
+        seen.add(key)
+    return dict(pairs)
+
+
+def _show(value, limit: int = 60) -> str:
+    """A value as JSON spells it (true, null), shortened for a one-line message."""
+    try:
+        shown = json.dumps(value)
+    except (TypeError, ValueError):  # not from JSON: a NumPy integer passed in Python
+        shown = repr(value)
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
 
 
 PRESETS: dict[str, GPT2Config] = {

@@ -427,7 +427,15 @@ def test_missing_file_and_directory(tmp_path):
 def test_cli_malformed_weights_one_line_no_traceback_nothing_left_behind(tmp_path):
     model = tmp_path / "model"
     model.mkdir()
-    config = GPT2Config(n_layer=1, n_head=2, n_embd=8, n_positions=16, vocab_size=50)
+    config = GPT2Config(
+        n_layer=1,
+        n_head=2,
+        n_embd=8,
+        n_positions=16,
+        vocab_size=50,
+        bos_token_id=49,
+        eos_token_id=49,
+    )
     (model / "config.json").write_text(json.dumps(config.to_json()))
     write(model / "model.safetensors", {"wte.weight": {**F32_PAIR, "data_offsets": [-8, 0]}})
     cwd = tmp_path / "cwd"
