@@ -1,19 +1,29 @@
-"""The benchmark script still runs: tiny checkpoint, tiny settings, nothing timed or compared.
+"""The benchmark still runs: tiny checkpoint, tiny settings, nothing compared for speed.
 
 benchmarks/bench_generate.py is run as users run it (a subprocess, flags, --json), so a renamed
 decoder argument or a changed model API breaks this test instead of the next release's table.
+Each of its modules is also exercised on its own, in this process: timing's race, every
+workload on both paths, the table's lines and verdicts from fixed figures, and --profile's
+breakdown, which must fail loudly when a function it times is renamed or no longer runs.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from checkpoints import TINY, build
 from reference import require_reference
+
+import minigpt
+from benchmarks import bench_generate, measure, report, timing, workloads
+from minigpt import forward_fast
+from minigpt.kv_cache import KVCache
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_generate.py"
 TINY_SETTINGS = [
@@ -38,6 +48,24 @@ def run_benchmark(checkpoint: Path, *flags: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
     return build(tmp_path_factory.mktemp("bench") / "tiny", TINY)
+
+
+@pytest.fixture(scope="module")
+def model(tiny):
+    return minigpt.load(tiny)
+
+
+@pytest.fixture(scope="module")
+def args(tiny):
+    return bench_generate.parse_args(["--checkpoint", str(tiny), *TINY_SETTINGS])
+
+
+@pytest.fixture(scope="module")
+def prompts(args):
+    return workloads.make_prompts(args, TINY.vocab_size)
+
+
+# ----------------------------------------------------------------------------- the whole script
 
 
 def check_figures(side: dict) -> None:
@@ -79,3 +107,167 @@ def test_hf_side_runs(tiny):
     check_figures(results["hf"])
     assert results["checks"]["greedy_equals_hf"]
     assert all(t["pass"] is not None for t in results["targets"].values())
+
+
+# ----------------------------------------------------------------------------- timing.py
+
+
+def test_race_warms_up_once_then_takes_turns():
+    calls = []
+
+    def contestant(name):
+        return (lambda: calls.append(name) or name, lambda: calls.append(f"warm {name}"))
+
+    raced = timing.race({"a": contestant("a"), "b": contestant("b")}, repeats=2)
+    assert calls == ["warm a", "warm b", "a", "b", "a", "b"]
+    assert raced["a"]["results"] == ["a", "a"] and len(raced["b"]["runs"]) == 2
+    assert raced["a"]["best"] == min(raced["a"]["runs"]) <= raced["a"]["median"]
+
+
+def test_timers_call_as_often_as_asked():
+    calls = []
+    assert timing.timed(lambda: calls.append(1), 3) >= 0 and len(calls) == 3
+    assert timing.timed_mean(lambda: calls.append(1), 4) >= 0 and len(calls) == 7
+
+
+def test_bound_pass_reads_every_weight(model):
+    """4 matrices per layer plus the head; a pass for several rows runs on the same weights."""
+    params = model.params
+    assert len(timing.weight_matrices(params)) == 4 * TINY.n_layer
+    expected = sum(w.nbytes for w in timing.weight_matrices(params)) + params.lm_head.nbytes
+    assert timing.weight_bytes(params) == expected
+    for rows in (1, 3):
+        assert timing.timed(timing.matmul_pass(params, rows), 1) > 0
+
+
+# ----------------------------------------------------------------------------- workloads.py
+
+
+def test_workloads_make_what_they_count(model, args, prompts):
+    """Every race's minigpt run and warm-up work, and `units` is what a run makes."""
+    races = workloads.build_workloads(model, None, args, prompts)
+    assert [r.name for r in races] == ["greedy", "beam", "sampling", "prefill"]
+    assert [r.rows for r in races] == [1, args.num_beams, args.batch, None]
+    assert all(r.hf is None for r in races)  # no HF loaded: no HF side
+    made = {r.name: r.minigpt[0]() for r in races}
+    for race in races:
+        race.minigpt[1]()  # the warm-up runs too
+    by_name = {r.name: r for r in races}
+    assert len(made["greedy"]) == by_name["greedy"].units == args.new_tokens
+    assert len(made["beam"]) == by_name["beam"].units == args.beam_new_tokens
+    assert sum(map(len, made["sampling"])) == by_name["sampling"].units
+    assert made["prefill"].shape == (1, TINY.vocab_size)
+    assert by_name["prefill"].units == args.prefill_tokens
+    uncached = workloads.uncached_workload(model, args, prompts)
+    assert uncached.minigpt[0]() == made["greedy"]  # the KV cache changes speed, not tokens
+
+
+def test_load_and_generate_reports_time_and_memory(tiny):
+    """The fresh process's job, run here: positive times, the peak above the start."""
+    figures = workloads.load_and_generate("minigpt", tiny, 1, 3, 4)
+    assert 0 < figures["load_s"] <= figures["first_token_s"]
+    assert figures["peak_rss_bytes"] >= figures["rss_before_load_bytes"] > 0
+
+
+# ----------------------------------------------------------------------------- measure.py
+
+
+def test_race_all_summarizes_every_race(model, args, prompts):
+    measured = measure.race_all(model, None, args, prompts, progress=lambda stage: None)
+    assert measured["hf"] is None
+    ours = measured["minigpt"]
+    for key in ("greedy_tok_s", "beam_steps_s", "sampling_tok_s", "prefill_tok_s"):
+        assert ours[key] > 0, key
+    assert ours["uncached_tok_s"] > 0 and ours["cached_speedup"] > 0
+    assert ours["greedy_ms"] == pytest.approx(1e3 / ours["greedy_tok_s"])
+    assert set(measured["bound"]) == {
+        "s", "weight_bytes", "gb_per_s", "sustained_s", "beam_pass_s", "sampling_pass_s"
+    }  # fmt: skip
+    assert all(measured["checks"].values())
+
+
+# ----------------------------------------------------------------------------- report.py
+
+
+def readme_figures() -> dict:
+    """The figures of README.md's Speed table, so the table's lines can be checked exactly."""
+    settings = {"checkpoint_name": "random-gpt2", "file_bytes": 548e6, "threads": 2,
+                "repeats": 3, "prompt_tokens": 8, "new_tokens": 128, "beam_new_tokens": 32,
+                "num_beams": 4, "batch": 8, "prefill_tokens": 512}  # fmt: skip
+    ours = {"greedy_tok_s": 45.2, "greedy_ms": 22.1, "beam_steps_s": 18.7,
+            "sampling_tok_s": 119.5, "prefill_tok_s": 879, "load_s": 0.002,
+            "first_token_s": 0.066, "peak_rss_bytes": 555e6, "peak_rss_mb": 555,
+            "uncached_tok_s": 6.75, "cached_speedup": 6.7}  # fmt: skip
+    hf = {"greedy_tok_s": 25.8, "greedy_ms": 38.8, "beam_steps_s": 11.9,
+          "sampling_tok_s": 90.9, "prefill_tok_s": 769, "load_s": 2.292,
+          "first_token_s": 2.390, "peak_rss_bytes": 892e6, "peak_rss_mb": 892}  # fmt: skip
+    bound = {"s": 0.0182, "weight_bytes": 494e6, "gb_per_s": 27.2, "sustained_s": 0.0191,
+             "beam_pass_s": 0.0416, "sampling_pass_s": 0.0433}  # fmt: skip
+    return {"settings": settings, "minigpt": ours, "hf": hf, "bound": bound}
+
+
+def test_table_lines_and_verdicts():
+    r = readme_figures()
+    lines = [f.line() for f in report.figures(r["minigpt"], r["hf"], r["bound"], r["settings"])]
+    assert lines[0] == (
+        "greedy tok/s (8 + 128)                          45.2      25.8   1.75x   "
+        ">= 1.9x HF             FAIL"
+    )
+    assert lines[1].endswith("<= 1.1x bound: 1.22x   FAIL")
+    assert lines[4].endswith("879       769   1.14x   >= 1.1x HF             PASS")
+    assert lines[7].endswith("555       892   0.62x   <= 703 MB              PASS")
+    assert lines[8] == "uncached reference path tok/s                   6.75         -       -   "
+
+
+def test_targets_without_hf_are_not_judged():
+    r = readme_figures()
+    table = report.figures(r["minigpt"], None, r["bound"], r["settings"])
+    targets = report.targets(table)
+    assert len(targets) == 7 and targets["greedy tok/s vs HF"]["pass"] is None
+    assert targets["load s"] == {"value": 0.002, "op": "<=", "limit": 1.0, "pass": True,
+                                 "text": "<= 1 s"}  # fmt: skip
+    assert table[0].line().endswith("45.2         -       -   >= 1.9x HF             n/a (no HF)")
+
+
+def test_print_table_has_every_footer_line(capsys):
+    results = readme_figures()
+    results.update(checks={"beam_ran_all_steps": False}, elapsed_s=154.0)
+    report.print_table(results)
+    out = capsys.readouterr().out
+    assert "random-gpt2 (548 MB file), 2 thread(s), best of 3" in out
+    assert "bandwidth bound: 18.2 ms/token, one pass over 494 MB of weights at 27.2 GB/s" in out
+    assert "the same pass for 8 rows: 43.3 ms (2.38x one row)" in out
+    assert "note: check beam_ran_all_steps failed" in out and "total benchmark time 154 s" in out
+
+
+# ----------------------------------------------------------------------------- profiling.py
+
+
+def test_profile_attributes_every_part(model, args, prompts):
+    from benchmarks import profiling
+
+    profiles = profiling.profile_decoders(model, args, prompts)
+    assert len(profiles) == 3
+    labels = [label for label, _ in profiling.PARTS] + [profiling.DECODER]
+    for profile in profiles.values():
+        assert list(profile["parts_s"]) == labels
+        assert profile["parts_s"]["layer_norm"] > 0 and profile["parts_s"]["gelu"] > 0
+
+
+@pytest.mark.parametrize("owner, name", [(forward_fast, "attention"), (KVCache, "store")])
+def test_profiler_import_fails_on_a_renamed_function(monkeypatch, owner, name):
+    """The parts are function objects: a rename is an AttributeError, not a row of 0 ms."""
+    monkeypatch.delattr(owner, name)
+    monkeypatch.delitem(sys.modules, "benchmarks.profiling", raising=False)
+    with pytest.raises(AttributeError, match=name):
+        importlib.import_module("benchmarks.profiling")
+
+
+def test_profile_fails_when_a_profiled_function_no_longer_runs(monkeypatch, model, args, prompts):
+    """The model calling another gelu leaves the profiled one unrun: the profile refuses."""
+    profiling = importlib.import_module("benchmarks.profiling")
+    monkeypatch.setattr(forward_fast, "gelu", lambda x: np.maximum(x, 0))
+    with pytest.raises(RuntimeError, match=r"minigpt\.forward_fast\.gelu never ran"):
+        profiling.profile_decoders(model, args, prompts)
+    with pytest.raises(RuntimeError, match=r"KVCache\.reorder"):
+        profiling.check_every_part_ran(set())

@@ -1,0 +1,95 @@
+"""Timers, and the matrix-product passes that bound a decoding step.
+
+Every figure is the best of a few runs: the best run is the one the rest of the machine
+disturbed least, so it is the one that says most about the code. `race` times several
+contestants in turns, so that a burst of someone else's work lands on all of them.
+
+The "bandwidth bound" is a pass of nothing but the matrix products of one decoding step. A step
+must read every weight once, so no step can be faster than this pass.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+
+def timed(run: Callable[[], object], repeats: int) -> float:
+    """The best of `repeats` timed calls of `run()`."""
+    runs = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        runs.append(time.perf_counter() - start)
+    return min(runs)
+
+
+def timed_mean(run: Callable[[], object], repeats: int) -> float:
+    """The mean time of `repeats` calls of `run()` in a row.
+
+    Unlike `timed`, this keeps the slow calls: a run of calls pays for every hiccup.
+    """
+    start = time.perf_counter()
+    for _ in range(repeats):
+        run()
+    return (time.perf_counter() - start) / repeats
+
+
+def race(contestants: dict, repeats: int) -> dict:
+    """Warm each contestant up once, then time them in turns for `repeats` rounds.
+
+    contestants: {name: (run, warmup)}. Taking turns keeps the ratios fair on a shared machine:
+    a burst of someone else's work lands on both sides, not on one. Returns per name
+    {"best": s, "median": s, "runs": [s, ...], "results": what each run returned}.
+    """
+    for _, warmup in contestants.values():
+        warmup()
+    runs = {name: [] for name in contestants}
+    results = {name: [] for name in contestants}
+    for _ in range(repeats):
+        for name, (run, _) in contestants.items():
+            start = time.perf_counter()
+            results[name].append(run())
+            runs[name].append(time.perf_counter() - start)
+    return {
+        name: {"best": min(r), "median": statistics.median(r), "runs": r, "results": results[name]}
+        for name, r in runs.items()
+    }
+
+
+def weight_matrices(params) -> list[np.ndarray]:
+    """Every matrix a decoding step multiplies by, as stored: 4 per layer, [in, out]."""
+    mats = []
+    for block in params.h:
+        mats += [block.attn.c_attn.weight, block.attn.c_proj.weight]
+        mats += [block.mlp.c_fc.weight, block.mlp.c_proj.weight]
+    return mats
+
+
+def weight_bytes(params) -> int:
+    """The bytes one pass reads: the blocks' matrices and the head."""
+    return sum(w.nbytes for w in weight_matrices(params)) + params.lm_head.nbytes
+
+
+def matmul_pass(params, rows: int = 1) -> Callable[[], None]:
+    """One step's matrix products over every weight, for `rows` rows at once (no attention,
+    layer norm, bias or Python around them).
+
+    Returns a function doing one such pass. Inputs are constant and outputs thrown away: only
+    the weights' bytes matter. Each weight is read from memory once, so the time of a one-row
+    pass is the floor under a decoding step's: the bandwidth bound. With more rows (beam
+    search, a batch of samples) the same bytes are read; what a pass costs beyond the one-row
+    pass is the BLAS's own cost of multiplying several rows.
+    """
+    mats = weight_matrices(params)
+    x = {n: np.full((rows, n), 0.01, np.float32) for n in {w.shape[0] for w in mats}}
+
+    def one_pass():
+        for w in mats:
+            x[w.shape[0]] @ w  # [rows, in] @ [in, out]
+        x[params.lm_head.shape[1]] @ params.lm_head.T  # [rows, C] @ [C, V], as the model does
+
+    return one_pass
