@@ -169,6 +169,12 @@ def get_field(e: Obj, key: str):
     return next((v for k, v in e if k == key), None)
 
 
+def offsets_list(e: Obj) -> list:
+    """An entry's data_offsets if they are still a list (an edit may have made them 1.5)."""
+    offsets = get_field(e, "data_offsets")
+    return offsets if isinstance(offsets, list) else []
+
+
 def set_field(e: Obj, key: str, value) -> None:
     for i, (k, _) in enumerate(e):
         if k == key:
@@ -197,7 +203,7 @@ def mutate_json(draw, f: File) -> str:
         kind = "empty_tensor"
     if kind == "empty_tensor":  # valid: an empty tensor sits at any tensor boundary
         ends = {0, len(f.data)}
-        ends |= {v for _, e in f.entries() for v in get_field(e, "data_offsets") or []}
+        ends |= {v for _, e in f.entries() for v in offsets_list(e)}
         at = draw(st.sampled_from(sorted(x for x in ends if type(x) is int)))
         shape = draw(st.sampled_from([[0], [2, 0], [0, 3, 1]]))
         new = ("empty" + str(len(f.header)), entry(draw(dtypes), shape, at, at))
@@ -261,9 +267,7 @@ def mutate_json(draw, f: File) -> str:
             i = draw(st.integers(0, len(numbers) - 1))
             numbers[i] = draw(st.sampled_from(same_value_spellings(numbers[i])))
     elif kind == "move_tensor":  # the last tensor's bytes moved: a gap or an overlap
-        last = [
-            t for _, t in f.entries() if (get_field(t, "data_offsets") or [0])[-1] == len(f.data)
-        ]
+        last = [t for _, t in f.entries() if offsets_list(t)[-1:] == [len(f.data)]]
         e = last[0] if last else e
         offsets = get_field(e, "data_offsets")
         if isinstance(offsets, list) and offsets and all(type(x) is int for x in offsets):
