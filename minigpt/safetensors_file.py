@@ -180,9 +180,8 @@ def _parse(data: np.ndarray) -> tuple[list[TensorInfo], int]:
 def _header_length(data: np.ndarray) -> int:
     """N from the first 8 bytes; it must leave room for a JSON object inside the file."""
     n = int.from_bytes(bytes(data[:LENGTH_BYTES]), "little")
-    fits = n <= MAX_HEADER_BYTES and LENGTH_BYTES + n <= len(data)
-    if not fits and bytes(data[:LENGTH_BYTES]).startswith(_PICKLE_MAGIC):
-        # A renamed PyTorch .bin: its first bytes, read as a length, are nonsense.
+    if n > MAX_HEADER_BYTES and bytes(data[:LENGTH_BYTES]).startswith(_PICKLE_MAGIC):
+        # A renamed PyTorch .bin: its first bytes, read as a length, give an absurd number.
         raise _Refusal(
             "a pickle (PyTorch .bin) file; minigpt refuses pickle because loading it runs code",
             "use model.safetensors",

@@ -111,6 +111,9 @@ def test_header_length_too_small_for_an_object(f, n):
 def test_pickle_gets_its_own_message(f):
     f.write_bytes(b"PK\x03\x04\x00\x00\x08\x08 a torch zip, renamed")
     both_refuse(f, "pickle", "runs code", "use model.safetensors")
+    # A header length of 640 also starts with pickle's b"\x80\x02": cut short, it is truncated.
+    write(f, "{}", length=640)
+    both_refuse(f, "truncated", "header should be 640 bytes")
 
 
 # ---------------------------------------------------------------------------- the JSON
