@@ -157,6 +157,11 @@ def check_tensors(tensors: dict[str, np.ndarray], config: GPT2Config, path: Path
         )
     for name, array in tensors.items():
         want = {**shapes, **optional}[name]
+        if array.dtype != np.float32:  # the loader made every float type float32 already
+            raise MiniGPTError(
+                f"{path}: tensor {name} holds {array.dtype} values, but GPT-2's weights are "
+                "floating point (F32, F16, BF16 or F64); the file is not a GPT-2 checkpoint"
+            )
         if tuple(array.shape) != want:
             raise MiniGPTError(
                 f"{path}: tensor {name} has shape {tuple(array.shape)}, but "

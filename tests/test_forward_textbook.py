@@ -146,6 +146,8 @@ def cases(draw):
         n_positions=draw(st.integers(2, 40)),
         vocab_size=draw(st.integers(2, 60)),
         layer_norm_epsilon=draw(st.sampled_from([1e-5, 1e-2])),  # a path ignoring it fails
+        bos_token_id=None,  # GPT-2's 50256 lies outside these small vocabularies
+        eos_token_id=None,
     )
     B, T = draw(st.integers(1, 3)), draw(st.integers(1, config.n_positions))
     seed = draw(st.integers(0, 2**32 - 1))
@@ -289,7 +291,8 @@ def test_both_gelus_are_the_tanh_approximation(gelu):
 
 @pytest.fixture(scope="module")
 def random_model(tmp_path_factory):
-    config = GPT2Config(n_layer=2, n_head=4, n_embd=32, n_positions=64, vocab_size=101)
+    config = GPT2Config(n_layer=2, n_head=4, n_embd=32, n_positions=64, vocab_size=101,
+                        bos_token_id=None, eos_token_id=None)  # fmt: skip
     return random_checkpoint(tmp_path_factory.mktemp("yardstick"), config, 7, 0.2, "hub")
 
 

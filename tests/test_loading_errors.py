@@ -82,6 +82,12 @@ def test_shape_contradicting_config(ckpt):
     one_line_error(lambda: load_model_dir(ckpt), "wpe.weight", "(64, 32)", "(128, 32)")
 
 
+def test_integer_weights_are_refused(ckpt):
+    """A valid safetensors file whose embedding is I32: the right shape, not GPT-2 weights."""
+    rewrite(ckpt, lambda t: t.update({"wte.weight": t["wte.weight"].astype(np.int32)}))
+    one_line_error(lambda: load_model_dir(ckpt), "wte.weight", "int32", "floating point")
+
+
 def test_bad_ids(ckpt):
     model = load_model_dir(ckpt)
     one_line_error(lambda: model.forward([5, 101]), "101", "outside the vocabulary")
