@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from checkpoints import build
+from cli_runner import assert_one_line_error, run_minigpt
 
 import minigpt
 from decoding import greedy_search
@@ -31,43 +32,18 @@ def model_dir(tmp_path_factory) -> Path:
     return build(tmp_path_factory.mktemp("bad-input") / "small", SMALL, std=0.3)
 
 
-def run(args: list, cwd: Path, **kwargs) -> subprocess.CompletedProcess:
-    """`python -m minigpt ARGS` in `cwd`, with the repository importable from anywhere."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "minigpt", *args],
-        capture_output=True,
-        cwd=cwd,
-        env=env,
-        timeout=120,
-        **kwargs,
-    )
-
-
-def assert_one_line_error(done: subprocess.CompletedProcess, cwd: Path, *words: str) -> str:
-    """Exit 1, nothing on stdout, one stderr line naming `words`, and no file left in cwd."""
-    err = done.stderr.decode("utf-8", "replace")
-    assert done.returncode == 1, err
-    assert done.stdout == b"", "text was printed before the error"
-    assert "Traceback" not in err
-    assert len(err.splitlines()) == 1, err
-    assert err.startswith("minigpt: error: ")
-    for word in words:
-        assert word in err, f"{word!r} not in {err!r}"
-    assert list(cwd.iterdir()) == [], "a file was left behind"
-    return err
-
-
 # --------------------------------------------------------------------------------- bad input
 
 
 def test_a_prompt_that_is_not_utf8_is_one_line(tmp_path, model_dir):
-    done = run([b"generate", b"bad \xff", b"--model", str(model_dir).encode()], tmp_path)
+    args = [b"generate", b"bad \xff", b"--model", str(model_dir).encode()]
+    done = run_minigpt(args, tmp_path, text=False)
     assert_one_line_error(done, tmp_path, "not valid UTF-8", "0xff")
 
 
 def test_a_text_to_score_that_is_not_utf8_is_one_line(tmp_path, model_dir):
-    done = run([b"score", b"caf\xe9 au lait", b"--model", str(model_dir).encode()], tmp_path)
+    args = [b"score", b"caf\xe9 au lait", b"--model", str(model_dir).encode()]
+    done = run_minigpt(args, tmp_path, text=False)
     assert_one_line_error(done, tmp_path, "not valid UTF-8", "0xe9")
 
 
@@ -114,9 +90,9 @@ RANGE_ERRORS = [
 def test_range_errors_name_the_flag(tmp_path, model_dir, flags, flag):
     prompt = [] if "--prompt-ids" in flags else ["I have a dream"]
     exit_2 = flag == "--early-stopping"  # a value argparse itself refuses: exit status 2
-    done = run(["generate", *prompt, "--model", str(model_dir), *flags], tmp_path)
+    done = run_minigpt(["generate", *prompt, "--model", str(model_dir), *flags], tmp_path)
     if exit_2:
-        err = done.stderr.decode()
+        err = done.stderr
         assert done.returncode == 2 and len(err.splitlines()) == 1 and flag in err, err
         return
     err = assert_one_line_error(done, tmp_path, flag)
@@ -125,7 +101,7 @@ def test_range_errors_name_the_flag(tmp_path, model_dir, flags, flag):
 
 
 def test_an_unwritable_trace_writes_nothing(tmp_path, model_dir):
-    done = run(
+    done = run_minigpt(
         ["generate", "hi", "--model", str(model_dir), "--trace", "no/such/dir/trace.json"],
         tmp_path,
     )
@@ -133,7 +109,9 @@ def test_an_unwritable_trace_writes_nothing(tmp_path, model_dir):
 
 
 def test_an_unknown_picture_type_writes_nothing(tmp_path, model_dir):
-    done = run(["generate", "hi", "--model", str(model_dir), "--tree", "tree.xyz"], tmp_path)
+    done = run_minigpt(
+        ["generate", "hi", "--model", str(model_dir), "--tree", "tree.xyz"], tmp_path
+    )
     assert_one_line_error(done, tmp_path, "unknown picture type")
 
 
@@ -144,9 +122,9 @@ def test_the_end_of_text_token_ends_the_text_and_is_not_printed(tmp_path):
     """The bundled model ends its stories with <|endoftext|>: the text stops there, a note on
     stderr says so, and --json keeps the token in "ids" but not in "text"."""
     prompt = ["generate", "Once upon a time", "--max-new-tokens", "200"]
-    streamed = run(prompt, tmp_path)
+    streamed = run_minigpt(prompt, tmp_path, text=False)
     assert streamed.returncode == 0, streamed.stderr
-    as_json = json.loads(run([*prompt, "--json"], tmp_path).stdout)
+    as_json = json.loads(run_minigpt([*prompt, "--json"], tmp_path).stdout)
     (seq,) = as_json["sequences"]
     eos = minigpt.load("minigpt-tiny").config.eos_token_id
     assert seq["finish_reason"] == "eos" and seq["ids"][-1] == eos, "the story did not end"
@@ -156,20 +134,20 @@ def test_the_end_of_text_token_ends_the_text_and_is_not_printed(tmp_path):
     assert seq["text"] == tok.decode(seq["ids"][:-1])
     assert streamed.stdout.decode() == seq["text"] + "\n"
     assert "ended the text" in streamed.stderr.decode()
-    beam = run([*prompt, "--strategy", "beam", "--num-beams", "2"], tmp_path)
-    assert "<|endoftext|>" not in beam.stdout.decode().split("\n", 1)[1]
-    assert "ended at <|endoftext|>" in beam.stdout.decode().split("\n", 1)[0]
+    beam = run_minigpt([*prompt, "--strategy", "beam", "--num-beams", "2"], tmp_path)
+    assert "<|endoftext|>" not in beam.stdout.split("\n", 1)[1]
+    assert "ended at <|endoftext|>" in beam.stdout.split("\n", 1)[0]
 
 
 def test_one_beam_is_greedy_search_as_in_hf(tmp_path, model_dir):
     """HF generate(num_beams=1) never enters beam search: it is greedy search, and a length
     penalty or early stopping changes nothing. The CLI runs greedy search and says so."""
     flags = ["--strategy", "beam", "--num-beams", "1", "--length-penalty", "-3"]
-    done = run(
+    done = run_minigpt(
         ["generate", "I have a dream", "--model", str(model_dir), *flags, "--json"], tmp_path
     )
     assert done.returncode == 0, done.stderr
-    assert "runs greedy search" in done.stderr.decode()
+    assert "runs greedy search" in done.stderr
     (seq,) = json.loads(done.stdout)["sequences"]
     model = minigpt.NextTokenLogits(minigpt.load(model_dir))
     prompt = minigpt.load_tokenizer(model_dir).encode("I have a dream")

@@ -4,13 +4,11 @@ and the key. One test per rule, plus the command line's single stderr line."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+from cli_runner import assert_one_line_error, run_minigpt
 
 from minigpt.config import PRESETS, GPT2Config
 from minigpt.errors import MiniGPTError
@@ -237,18 +235,5 @@ def test_cli_bad_config_one_line_no_traceback(tmp_path):
     (model / "model.safetensors").write_bytes(b"\x02\x00\x00\x00\x00\x00\x00\x00{}")
     cwd = tmp_path / "cwd"
     cwd.mkdir()
-    done = subprocess.run(
-        [sys.executable, "-m", "minigpt", "generate", "hi", "--model", str(model)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        timeout=120,
-    )
-    print(done.stderr)
-    assert done.returncode == 1
-    assert "Traceback" not in done.stderr
-    lines = done.stderr.splitlines()
-    assert len(lines) == 1
-    assert "config.json: n_head must be a positive integer, got true" in lines[0]
-    assert list(cwd.iterdir()) == []
+    done = run_minigpt(["generate", "hi", "--model", str(model)], cwd)
+    assert_one_line_error(done, cwd, "config.json: n_head must be a positive integer, got true")

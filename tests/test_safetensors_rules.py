@@ -8,13 +8,11 @@ combinations; these tests pin each message.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_runner import assert_one_line_error, run_minigpt
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load_file, save_file
 
@@ -443,18 +441,6 @@ def test_cli_malformed_weights_one_line_no_traceback_nothing_left_behind(tmp_pat
     write(model / "model.safetensors", {"wte.weight": {**F32_PAIR, "data_offsets": [-8, 0]}})
     cwd = tmp_path / "cwd"
     cwd.mkdir()
-    done = subprocess.run(
-        [sys.executable, "-m", "minigpt", "generate", "hi", "--model", str(model)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        timeout=120,
-    )
-    print(done.stderr)
-    assert done.returncode == 1
-    assert "Traceback" not in done.stderr
-    lines = done.stderr.splitlines()
-    assert len(lines) == 1 and "model.safetensors" in lines[0] and "data_offsets" in lines[0]
-    assert list(cwd.iterdir()) == []
+    done = run_minigpt(["generate", "hi", "--model", str(model)], cwd)
+    assert_one_line_error(done, cwd, "model.safetensors", "data_offsets")
     assert sorted(p.name for p in model.iterdir()) == ["config.json", "model.safetensors"]
