@@ -13,7 +13,6 @@ from cli_runner import assert_one_line_error, run_minigpt
 from minigpt.config import PRESETS, GPT2Config
 from minigpt.errors import MiniGPTError
 
-REPO = Path(__file__).resolve().parents[1]
 TINY = {
     "model_type": "gpt2",
     "n_layer": 1,

@@ -20,7 +20,6 @@ from minigpt.config import GPT2Config
 from minigpt.errors import MiniGPTError
 from minigpt.safetensors_file import load_arrays, read_header
 
-REPO = Path(__file__).resolve().parents[1]
 F32_PAIR = {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}  # 8 bytes of data
 
 
