@@ -7,6 +7,9 @@ hand; `python -m minigpt generate` runs the same decoders on GPT-2.
 
 from __future__ import annotations
 
+import os
+import sys
+
 import numpy as np
 
 from decoding import beam_search, exhaustive_tree_search, greedy_search, sample
@@ -58,4 +61,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except BrokenPipeError:  # `python -m decoding | head`: the reader left early, which is fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
