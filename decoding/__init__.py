@@ -36,10 +36,13 @@ __all__ = [
     "Processors",
 ]
 
-# Decoders, their results and traces.
+# Decoders, their results and traces. Assisted decoding: greedy search and sampling with a
+# drafter (a small model, or prompt lookup).
+from decoding.assisted import assisted_greedy_search, assisted_sample
 from decoding.beam import beam_search
+from decoding.drafters import DraftModel, PromptLookup
 from decoding.greedy import greedy_search
-from decoding.results import Beam, Decoded, Hypothesis, Trace
+from decoding.results import AssistStats, Beam, Decoded, Hypothesis, Trace
 from decoding.sampling import sample
 from decoding.tree import TreeSearchResult, exhaustive_tree_search
 
@@ -48,6 +51,11 @@ __all__ += [
     "sample",
     "beam_search",
     "exhaustive_tree_search",
+    "assisted_greedy_search",
+    "assisted_sample",
+    "DraftModel",
+    "PromptLookup",
+    "AssistStats",
     "TreeSearchResult",
     "Decoded",
     "Hypothesis",

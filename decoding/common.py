@@ -165,3 +165,40 @@ def processed_logits(
     scores = processors.apply(logits, sequences)  # on logits (beam search: on log-probs)
     check_some_token_left(scores, sequences)
     return logits, scores, vocab_size
+
+
+def ask_model_at_positions(
+    next_token_logits: NextTokenLogits,
+    sequence: list[int],
+    n: int,
+    vocab_size: int | None = None,
+) -> np.ndarray:
+    """The next-token logits after each of the last n + 1 prefixes of `sequence`, in ONE call.
+
+    Row i (0 <= i <= n) is what follows `sequence[: len(sequence) - n + i]`: [n + 1, V] float32.
+    Assisted decoding checks n drafted tokens this way. A callable that can do it in one pass
+    over the sequence says so with a `logits_at_positions(sequence, n)` method (minigpt's
+    adapter has one); any other callable gets the n + 1 prefixes as one batch, the same numbers.
+
+    >>> bigram = lambda seqs: np.eye(3, dtype=np.float32)[[s[-1] for s in seqs]]
+    >>> ask_model_at_positions(bigram, [0, 2, 1], n=2).tolist()
+    [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]]
+    """
+    method = getattr(next_token_logits, "logits_at_positions", None)
+    if method is None:
+        prefixes = [sequence[: len(sequence) - n + i] for i in range(n + 1)]
+        return ask_model(next_token_logits, prefixes, vocab_size)
+    logits = np.asarray(method(list(sequence), n), dtype=np.float32)
+    if logits.ndim != 2 or logits.shape[0] != n + 1 or logits.shape[1] == 0:
+        raise ValueError(
+            f"logits_at_positions returned shape {logits.shape} for n = {n}; "
+            f"expected [{n + 1}, vocab_size]"
+        )
+    if vocab_size is not None and logits.shape[1] != vocab_size:
+        raise ValueError(
+            f"next_token_logits changed the vocabulary size from {vocab_size} to {logits.shape[1]}"
+        )
+    top = logits.max()
+    if np.isnan(top) or top == np.inf:
+        raise ValueError("next_token_logits returned NaN or +inf logits: check the model weights")
+    return logits

@@ -206,12 +206,35 @@ class Trace:
 
 
 @dataclass
+class AssistStats:
+    """How assisted decoding went (decoding/assisted.py), summed over a prompt's sequences.
+
+    rounds:   calls to the target model (one per round: draft, then verify at once).
+    drafted:  tokens the drafter proposed.
+    accepted: drafted tokens that made it into the text. Every round also adds one token of
+              the target's own (unless the text ended at EOS or max_new_tokens first), so the
+              text has about accepted + rounds new tokens.
+    """
+
+    rounds: int = 0
+    drafted: int = 0
+    accepted: int = 0
+
+    @property
+    def acceptance_rate(self) -> float:
+        """accepted / drafted (0.0 when nothing was drafted)."""
+        return self.accepted / self.drafted if self.drafted else 0.0
+
+
+@dataclass
 class Decoded:
-    """Everything a decoder produced for one prompt."""
+    """Everything a decoder produced for one prompt. `assistant`: the assisted decoders' stats,
+    None for every other decoder."""
 
     prompt: list[int]
     hypotheses: list[Hypothesis]
     trace: Trace | None = field(default=None, repr=False)
+    assistant: AssistStats | None = None
 
     @property
     def best(self) -> Hypothesis:
