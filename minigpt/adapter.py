@@ -30,6 +30,7 @@ class NextTokenLogits:
         self.model = model
         # The decoders read this to refuse, before any work, a run longer than the context.
         self.context_length = model.config.n_positions
+        self.vocab_size = model.config.vocab_size  # assisted decoding compares a draft's with it
         self.rows: list[tuple[int, ...]] = []  # the sequence held by each cache row
         self.cache: KVCache = model.new_cache(0)
         self.calls = 0  # forward passes run: a figure for learners and tests
@@ -50,6 +51,36 @@ class NextTokenLogits:
         logits = self._run_missing_tokens(unique)  # [len(unique), V]
         index = {seq: i for i, seq in enumerate(unique)}
         return logits[[index[seq] for seq in wanted]]
+
+    def logits_at_positions(self, sequence: list[int], n: int) -> np.ndarray:
+        """The logits after each of the last n + 1 prefixes of ONE sequence: [n + 1, V].
+
+        Row i is what follows sequence[: len(sequence) - n + i]: assisted decoding checks n
+        drafted tokens with it (decoding.common.ask_model_at_positions). The tokens the cache
+        does not hold yet run as one forward pass, every position kept (a step keeps only
+        the last), and the cache then holds the whole sequence. When the next call is about a
+        sequence that leaves it (drafted tokens were rejected), the cache keeps the common
+        prefix and forgets the rest, exactly as __call__ does.
+
+        >>> import minigpt
+        >>> adapter = NextTokenLogits(minigpt.load("minigpt-tiny"))
+        >>> adapter.logits_at_positions([41, 511, 259, 527], 2).shape, adapter.calls
+        ((3, 1478), 1)
+        """
+        seq = tuple(int(t) for t in sequence)
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 0 <= n < len(seq):
+            raise MiniGPTError(
+                f"logits_at_positions needs 0 <= n < len(sequence) = {len(seq)}, got n = {n!r}"
+            )
+        self.model.check_ids(np.array(seq, dtype=np.int64))
+        row, held = self._best_source(seq)
+        # The rows we return are the outputs at positions len - n - 1 .. len - 1: run them all.
+        held = min(held, len(seq) - 1 - int(n))
+        self._reuse([(row, held)])
+        self.rows = [seq]
+        tokens = np.array([seq[held:]])  # [1, T]
+        self.calls += 1
+        return self.model.forward(tokens, self.cache)[0, -(int(n) + 1) :]  # [1, T, V] -> [n+1, V]
 
     def _best_source(self, seq: tuple[int, ...]) -> tuple[int, int]:
         """(cache row, tokens of seq it already holds) sharing the longest prefix, or (-1, 0)."""
