@@ -32,7 +32,14 @@ from minigpt.cli.session import (
     open_session,
     print_notes,
 )
-from minigpt.cli.strategies import PROCESSORS, STRATEGIES, Run, Strategy, strategies_taking
+from minigpt.cli.strategies import (
+    ASSISTANCE,
+    PROCESSORS,
+    STRATEGIES,
+    Run,
+    Strategy,
+    strategies_taking,
+)
 from minigpt.errors import MiniGPTError
 
 
@@ -112,7 +119,8 @@ def check_applicable(args: argparse.Namespace, strategy: Strategy) -> None:
 def hf_redirects(strategy: Strategy, options: dict, given: dict, session: Session):
     """Where HF generate() runs greedy search although another strategy was named."""
     greedy = STRATEGIES["greedy"]
-    processors = {name: options.get(name) for name in PROCESSORS}  # what greedy search takes
+    # What greedy search takes: the processors, and assistance, which accelerates both.
+    processors = {name: options.get(name) for name in {**PROCESSORS, **ASSISTANCE}}
     if strategy.name == "sample" and given["temperature"] == 0:
         # HF refuses T = 0; its limit T -> 0 is the argmax, which no warper changes.
         if options["num_return_sequences"] != 1:
@@ -231,7 +239,12 @@ def generate_json(request: Request, hypotheses: list[Hypothesis], session: Sessi
         }
         for h in hypotheses
     ]
-    return jsonable({"prompt_ids": request.run.prompt, "sequences": sequences})
+    result = {"prompt_ids": request.run.prompt, "sequences": sequences}
+    stats = request.run.assistant  # assisted decoding ran: how the drafts went
+    if stats is not None:
+        result["assistant"] = {name: getattr(stats, name) for name in
+                               ("rounds", "drafted", "accepted")}  # fmt: skip
+    return jsonable(result)
 
 
 def print_hypotheses(

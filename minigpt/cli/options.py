@@ -114,6 +114,17 @@ STRATEGY_OPTIONS = [
      "never generate an N-gram the text already holds"),
     ("--seed", {"type": int, "metavar": "S"},
      "the random seed; same seed, same text (default: a fresh one, printed)"),
+    ("--assistant-model", {"metavar": "DIR|NAME"},
+     "a draft model (same vocabulary) guesses tokens, the model checks"),
+    ("--num-assistant-tokens", {"type": int, "metavar": "N"},
+     "tokens the draft model guesses per round (default 20)"),
+    ("--num-assistant-tokens-schedule", {"choices": ("constant", "heuristic"),
+                                         "metavar": "{constant,heuristic}"},
+     "keep N (default), or +2 after a round all accepted, else -1"),
+    ("--prompt-lookup-num-tokens", {"type": int, "metavar": "N"},
+     "guess N tokens by finding the last tokens earlier in the text"),
+    ("--max-matching-ngram-size", {"type": int, "metavar": "N"},
+     "prompt lookup matches at most the last N tokens (default 2)"),
 ]  # fmt: skip
 
 OUTPUT_OPTIONS = [

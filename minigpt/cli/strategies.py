@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+import minigpt
+from decoding.assisted import assisted_greedy_search, assisted_sample
 from decoding.beam import beam_search
 from decoding.common import NextTokenLogits, OnToken
 from decoding.greedy import greedy_search
@@ -38,6 +40,7 @@ class Run:
     options: dict  # the strategy's own options (Strategy.options), given or defaulted
     trace: bool = False
     on_token: OnToken | None = None  # for the strategies that stream
+    assistant: object = None  # set by an assisted run: its AssistStats, for --json
 
 
 # A strategy's run function: (next_token_logits, run) -> (hypotheses, trace or None).
@@ -68,17 +71,47 @@ class Strategy:
 
 
 def run_greedy(next_token_logits: NextTokenLogits, run: Run):
-    (decoded,) = greedy_search(next_token_logits, run.prompt, **common(run), **run.options,
-                               on_token=run.on_token)  # fmt: skip
+    options, assist = split_assistance(run.options, next_token_logits)
+    decoder = assisted_greedy_search if assist else greedy_search
+    (decoded,) = decoder(next_token_logits, run.prompt, **common(run), **options, **assist,
+                         on_token=run.on_token)  # fmt: skip
+    run.assistant = decoded.assistant
     return decoded.hypotheses, decoded.trace
 
 
 def run_sample(next_token_logits: NextTokenLogits, run: Run):
-    options = dict(run.options)
+    options, assist = split_assistance(run.options, next_token_logits)
     rng = np.random.default_rng(options.pop("seed"))  # the CLI has picked one if none was given
-    (decoded,) = sample(next_token_logits, run.prompt, rng=rng, **common(run), **options,
-                        on_token=run.on_token)  # fmt: skip
+    decoder = assisted_sample if assist else sample
+    (decoded,) = decoder(next_token_logits, run.prompt, rng=rng, **common(run), **options,
+                         **assist, on_token=run.on_token)  # fmt: skip
+    run.assistant = decoded.assistant
     return decoded.hypotheses, decoded.trace
+
+
+def split_assistance(options: dict, next_token_logits: NextTokenLogits) -> tuple[dict, dict]:
+    """(the decoder's own options, the assistance options given). Assistance is asked for
+    when any of them is given; the assistant model named by --assistant-model is loaded here,
+    and must have the model's vocabulary."""
+    own = {k: v for k, v in options.items() if k not in ASSISTANCE}
+    assist = {k: v for k, v in options.items() if k in ASSISTANCE and v is not None}
+    if assist.get("assistant_model") is not None:
+        assist["assistant_model"] = load_assistant(assist["assistant_model"], next_token_logits)
+    return own, assist
+
+
+def load_assistant(name: str, next_token_logits: NextTokenLogits) -> minigpt.NextTokenLogits:
+    try:
+        assistant = minigpt.NextTokenLogits(minigpt.load(name))
+    except MiniGPTError as e:
+        raise MiniGPTError(f"--assistant-model: {e}") from None
+    vocab = getattr(next_token_logits, "vocab_size", None)
+    if vocab is not None and assistant.vocab_size != vocab:
+        raise MiniGPTError(
+            f"--assistant-model {name} has a vocabulary of {assistant.vocab_size} tokens, the "
+            f"model {vocab}: a draft model must share the model's vocabulary"
+        )
+    return assistant
 
 
 def run_beam(next_token_logits: NextTokenLogits, run: Run):
@@ -118,12 +151,16 @@ def check_tree_size(branching: int, depth: int) -> None:
 
 
 PROCESSORS = {"repetition_penalty": None, "no_repeat_ngram_size": None}
+# Assisted decoding (decoding/assisted.py): greedy search and sampling, with a drafter.
+ASSISTANCE = {"assistant_model": None, "num_assistant_tokens": None,
+              "num_assistant_tokens_schedule": None, "prompt_lookup_num_tokens": None,
+              "max_matching_ngram_size": None}  # fmt: skip
 WARPERS = {"temperature": 1.0, "top_k": None, "top_p": None, "min_p": None, "typical_p": None}
 
 STRATEGIES = {
     s.name: s
     for s in [
-        Strategy("greedy", "", run_greedy, {**PROCESSORS}, streams=True),
+        Strategy("greedy", "", run_greedy, {**PROCESSORS, **ASSISTANCE}, streams=True),
         Strategy(
             "beam", "beam search", run_beam,
             {"num_beams": 4, "num_return_sequences": 1, "length_penalty": 1.0,
@@ -133,7 +170,8 @@ STRATEGIES = {
         ),
         Strategy(
             "sample", "", run_sample,
-            {**WARPERS, **PROCESSORS, "num_return_sequences": 1, "seed": None}, streams=True,
+            {**WARPERS, **PROCESSORS, "num_return_sequences": 1, "seed": None, **ASSISTANCE},
+            streams=True,
             option_help={"num_return_sequences": "N independent samples"},
         ),
         Strategy(
