@@ -2,6 +2,10 @@
 
     python weights/scripts/train_tiny.py            # about half an hour on 2 CPU cores
 
+    # its draft model for speculative decoding, minigpt/data/minigpt-tiny-draft/ (minutes):
+    python weights/scripts/train_tiny.py --draft-of minigpt/data/minigpt-tiny \
+        --out minigpt/data/minigpt-tiny-draft --layers 1 --heads 2 --embd 64 --steps 8000
+
 What it does, in order:
 1. runs make_corpus.py's grammar to write weights/corpus/stories.txt (git-ignored);
 2. trains a byte-level BPE tokenizer on it with the `tokenizers` library;
@@ -12,6 +16,10 @@ What it does, in order:
    into minigpt/data/minigpt-tiny/: inside the package, so that every install of minigpt has it;
 5. reloads what it saved and checks it gives the trained model's logits;
 6. writes MODEL_CARD.md with the figures of this run and sample outputs.
+
+With `--draft-of DIR` it trains a draft model for DIR's model instead: step 2 loads DIR's
+tokenizer.json (and copies the file byte for byte), so both models share one vocabulary, and
+step 6 also measures how often the draft's greedy token is the target's on held-out stories.
 
 torch and transformers are dev-only tools here (pip install -e .[reference]): nothing under
 minigpt/ or decoding/ imports them. Everything is seeded; on the same machine and library
@@ -61,6 +69,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # One thread: on a machine whose cores are busy with other work, two OpenMP threads spend
     # their time waiting for each other at barriers (measured: 5x slower than one thread).
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--draft-of",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="train a draft for the model in DIR: reuse its tokenizer.json, measure agreement",
+    )
     return p.parse_args(argv)
 
 
@@ -90,6 +105,16 @@ def train_tokenizer(stories: list[str], vocab_size: int) -> Tokenizer:
     tok.train_from_iterator(stories, trainer)
     for s in stories[:200] + ["Zebras? 42 ünïcødé\n\n  spaces"]:
         assert tok.decode(tok.encode(s).ids) == s, f"tokenizer does not round-trip {s!r}"
+    return tok
+
+
+def load_tokenizer(path: Path, stories: list[str]) -> Tokenizer:
+    """A saved tokenizer.json (a draft model must share its target's ids, so it cannot train
+    its own); it must round-trip the corpus and have the end-of-text token."""
+    tok = Tokenizer.from_file(str(path))
+    assert tok.token_to_id(END_OF_STORY) is not None, f"{path} has no {END_OF_STORY} token"
+    for s in stories[:200]:
+        assert tok.decode(tok.encode(s).ids) == s, f"{path} does not round-trip {s!r}"
     return tok
 
 
@@ -224,11 +249,15 @@ def config_json(config: GPT2Config) -> dict:
     return {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", **fields}
 
 
-def save(model: GPT2LMHeadModel, tok: Tokenizer, out: Path) -> None:
+def save(model: GPT2LMHeadModel, tok: Tokenizer, out: Path, tok_file: Path | None) -> None:
+    """The three files; `tok_file` (a draft's target's tokenizer.json) is copied unchanged."""
     out.mkdir(parents=True, exist_ok=True)
     save_file(hub_tensors(model), str(out / "model.safetensors"), metadata={"format": "pt"})
     (out / "config.json").write_text(json.dumps(config_json(model.config), indent=2) + "\n")
-    tok.save(str(out / "tokenizer.json"))
+    if tok_file is None:
+        tok.save(str(out / "tokenizer.json"))
+    else:  # tok.save would re-serialise it: the same tokenizer, but not the same bytes
+        (out / "tokenizer.json").write_bytes(tok_file.read_bytes())
 
 
 def check_saved(model: GPT2LMHeadModel, out: Path) -> float:
@@ -266,6 +295,25 @@ def samples(model: GPT2LMHeadModel, tok: Tokenizer, prompt: str) -> dict[str, st
         gen = model.generate(ids, max_new_tokens=80, pad_token_id=eos, eos_token_id=eos, **kw)
         out[name] = tok.decode(gen[0].tolist())
     return out
+
+
+@torch.no_grad()
+def greedy_agreement(draft, target, tok: Tokenizer, stories: list[str]) -> tuple[float, int]:
+    """How often the draft's most likely next token is the target's: (rate, positions).
+
+    Each story is run whole (its first n_positions tokens) through both models, and the argmax
+    of the logits is compared at every position. For greedy speculative decoding this rate is
+    the acceptance rate: a drafted token is kept exactly when the target would have chosen it.
+    tests/test_bundled_draft.py re-measures it with minigpt the same way.
+    """
+    agree = total = 0
+    for story in stories:
+        ids = torch.tensor([tok.encode(story).ids[: target.config.n_positions]])
+        a = draft(input_ids=ids).logits[0].argmax(-1)
+        b = target(input_ids=ids).logits[0].argmax(-1)
+        agree += int((a == b).sum())
+        total += a.numel()
+    return agree / total, total
 
 
 # ---------------------------------------------------------------------------------------------
@@ -347,6 +395,78 @@ generator, so its samples differ from these.
 """
 
 
+def draft_card(args, stats: dict, out: Path, n_params: int, n_tokens: int) -> str:
+    """MODEL_CARD.md of a draft model: what it is for, how it was made, how often it agrees."""
+    sizes = {p.name: p.stat().st_size for p in sorted(out.iterdir()) if p.name != "MODEL_CARD.md"}
+    step, tr, va = stats["history"][-1]
+    command = " ".join(["python weights/scripts/train_tiny.py", *stats["argv"]])
+    rows = "\n".join(f"| {s} | {t:.3f} | {v:.3f} |" for s, t, v in stats["history"])
+    files = "\n".join(f"- `{n}`: {b:,} bytes" for n, b in sizes.items())
+    shape = f"{args.layers} layer{'s' * (args.layers > 1)}, {args.heads} heads, n_embd {args.embd}"
+    target, alpha = stats["target"], stats["agreement"]
+    # If each drafted token were accepted independently with probability alpha, a round that
+    # drafts k tokens would yield (1 - alpha^(k+1)) / (1 - alpha) tokens per target forward.
+    yields = "\n".join(f"- k = {k}: {(1 - alpha ** (k + 1)) / (1 - alpha):.2f}" for k in (2, 4, 8))
+    return f"""# {out.name}
+
+The draft model of {target}, for speculative decoding: a much smaller GPT-2
+({shape}, {args.context} positions)
+that proposes a few tokens cheaply, which {target} then checks in one forward pass. It
+shares {target}'s tokenizer (`tokenizer.json` is a byte-for-byte copy), so its vocabulary
+({stats["vocab"]} tokens), its end-of-text id ({stats["eos"]}, both BOS and EOS) and its context
+length are the same, and a drafted id means the same text to both models. On its own it writes
+worse stories than {target}; it is not meant to be used alone.
+
+## Agreement with {target}
+
+Greedy agreement on held-out stories: **{alpha:.1%}** of {stats["agreement_positions"]:,} positions.
+
+Each of the {stats["agreement_stories"]} stories that training held out is run whole (its first
+{args.context} tokens) through both models, and at every position the draft's most likely next
+token is compared with {target}'s. In greedy speculative decoding this is the acceptance rate
+alpha: a drafted token is kept exactly when it is the token {target} would have chosen.
+
+Were acceptances independent, a round that drafts k tokens would give
+(1 - alpha^(k+1)) / (1 - alpha) tokens per forward pass of {target}:
+
+{yields}
+
+Real acceptances come in runs (easy stretches, hard words), so measure rather than trust these.
+
+## Size
+
+- {n_params:,} parameters (the output head is tied to `wte`), stored as float32.
+{files}
+
+Same published GPT-2 layout as {target}: `config.json`, `model.safetensors` (`wte.weight`,
+`h.N.attn.c_attn.weight` as [in, out], ..., no `lm_head.weight`), `tokenizer.json`.
+
+## Training
+
+Same corpus as {target}: `weights/scripts/make_corpus.py`, {args.stories:,} stories from seed
+{args.seed} ({stats["chars"]:,} characters, {n_tokens:,} tokens), the last 2% of them held out;
+generated by this project's own code, so it and the weights carry the project's licence (MIT).
+
+- Hardware: {stats["hardware"]}; torch {torch.__version__}, {args.threads} torch thread(s).
+- Training time: {stats["seconds"] / 60:.1f} minutes for {args.steps} steps of {args.batch} windows
+  of {args.context} tokens ({args.steps * args.batch * args.context:,} tokens seen).
+- AdamW (betas 0.9/0.95, weight decay 0.1 on matrices), peak learning rate {args.lr},
+  {args.warmup} warm-up steps, cosine decay to a tenth, gradient clipping at 1.0, no dropout.
+- Final loss (mean next-token cross-entropy in nats, 8 fixed batches of each split): train
+  **{tr:.3f}**, validation **{va:.3f}** at step {step} ({target}: see its MODEL_CARD.md).
+
+| step | train loss | validation loss |
+| ---: | ---: | ---: |
+{rows}
+
+Rebuild (needs {target} and `pip install -e .[reference]`):
+
+```sh
+{command}
+```
+"""
+
+
 def hardware() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -366,7 +486,12 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
 
     stories = load_stories(args.corpus, args.stories, args.seed)
-    tok = train_tokenizer(stories, args.vocab)
+    tok_file = None if args.draft_of is None else args.draft_of / "tokenizer.json"
+    tok = (
+        train_tokenizer(stories, args.vocab)
+        if tok_file is None
+        else load_tokenizer(tok_file, stories)
+    )
     n_val = max(1, len(stories) // 50)
     train_data = torch.from_numpy(token_stream(tok, stories[:-n_val]))
     val_data = torch.from_numpy(token_stream(tok, stories[-n_val:]))
@@ -377,11 +502,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{n_params:,} parameters", flush=True)
     stats = train(model, train_data, val_data, args)
 
-    save(model, tok, args.out)
+    save(model, tok, args.out, tok_file)
     print(f"saved; reloaded logits differ by {check_saved(model, args.out):.2e}")
-    texts = samples(model.eval(), tok, PROMPT)
-    for name, text in texts.items():
-        print(f"--- {name}\n{text}")
     stats.update(
         argv=argv,
         vocab=tok.get_vocab_size(),
@@ -390,9 +512,32 @@ def main(argv: list[str] | None = None) -> None:
         hardware=hardware(),
     )
     n_tokens = len(train_data) + len(val_data)
-    card = model_card(args, stats, args.out, n_params, n_tokens, texts)
+    if args.draft_of is None:
+        texts = samples(model.eval(), tok, PROMPT)
+        for name, text in texts.items():
+            print(f"--- {name}\n{text}")
+        card = model_card(args, stats, args.out, n_params, n_tokens, texts)
+    else:
+        stats.update(measure_draft(args.draft_of, model, tok, stories[-n_val:]))
+        card = draft_card(args, stats, args.out, n_params, n_tokens)
     (args.out / "MODEL_CARD.md").write_text(card)
     print(f"wrote {args.out}")
+
+
+def measure_draft(target_dir: Path, model, tok: Tokenizer, held_out: list[str]) -> dict:
+    """The draft card's figures: the target's name and the greedy agreement with it."""
+    target = GPT2LMHeadModel.from_pretrained(str(target_dir)).eval()
+    for key in ["vocab_size", "eos_token_id", "n_positions"]:
+        ours, theirs = getattr(model.config, key), getattr(target.config, key)
+        assert ours == theirs, f"the draft's {key} is {ours}, its target's {theirs}"
+    alpha, positions = greedy_agreement(model.eval(), target, tok, held_out)
+    print(f"greedy agreement with {target_dir.name}: {alpha:.4f} over {positions:,} positions")
+    return {
+        "target": target_dir.name,
+        "agreement": alpha,
+        "agreement_positions": positions,
+        "agreement_stories": len(held_out),
+    }
 
 
 if __name__ == "__main__":
