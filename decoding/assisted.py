@@ -32,7 +32,9 @@ token this rule emits is distributed exactly as p, not approximately:
               = min(p(y), q(y)) + max(0, p(y) - q(y))         (Z = sum_x max(0, p(x) - q(x))
               = p(y)                                            = 1 - sum_x min(p(x), q(x)))
 
-A deterministic drafter (prompt lookup, a greedy draft model) is the case q = 1 on its guess.
+A deterministic drafter (prompt lookup, a greedy draft model) is the case q = 1 on its guess:
+kept with probability p(x), else a draw from p without x. (HF draws from p and keeps x if the
+draw is x: the same distribution.)
 Same seed, same text; but a different stream of random numbers from `sample`, so not the
 same text as `sample` for that seed. The uniforms come from `rng` in this order: sequences one
 after the other (prompt-major); within a round, first one per token a sampling draft model

@@ -167,36 +167,23 @@ def test_the_models_own_positions_method_is_used_when_it_has_one():
 def test_the_heuristic_schedule_grows_after_full_acceptance_and_shrinks_otherwise():
     V = 5
     target = toy_model("bigram", V, 1)
-    drafted = []
-
-    class Recording:
-        def __call__(self, seqs):
-            drafted.append(len(seqs[0]))
-            return self.inner(seqs)
-
-    spy = Recording()
-    spy.inner = target  # identical: every round fully accepted, 2, 4, 6, 8 ... tokens
-    (out,) = assisted_greedy_search(
-        target,
-        [0],
-        max_new_tokens=40,
-        assistant_model=spy,
-        num_assistant_tokens=2,
-        num_assistant_tokens_schedule="heuristic",
-    )
-    # rounds draft 2, 4, 6, 8, 10 tokens (+1 own each: 3+5+7+9+11 = 35), then the last 5 of 40
+    # The model as its own draft: every round fully accepted, so 2, 4, 6, 8, 10 drafted tokens
+    # (+1 of the model's own each: 3 + 5 + 7 + 9 + 11 = 35), then the last 5 of 40: 4 + 1.
+    (out,) = assisted_greedy_search(target, [0], max_new_tokens=40, assistant_model=target,
+                                    num_assistant_tokens=2,
+                                    num_assistant_tokens_schedule="heuristic")  # fmt: skip
     assert out.assistant.drafted == 2 + 4 + 6 + 8 + 10 + 4
     assert out.assistant.rounds == 6
-    (out,) = assisted_greedy_search(
-        target,
-        [0],
-        max_new_tokens=8,
-        assistant_model=always_wrong(target, V),
-        num_assistant_tokens=3,
-        num_assistant_tokens_schedule="heuristic",
-    )
+    (out,) = assisted_greedy_search(target, [0], max_new_tokens=8,
+                                    assistant_model=always_wrong(target, V),
+                                    num_assistant_tokens=3,
+                                    num_assistant_tokens_schedule="heuristic")  # fmt: skip
     # 3, 2, then never below 1: 1 each round until the last round, which has no room to draft
     assert out.assistant.drafted == 3 + 2 + 1 + 1 + 1 + 1 + 1 + 0
+    (out,) = assisted_greedy_search(target, [0], max_new_tokens=8,
+                                    assistant_model=always_wrong(target, V),
+                                    num_assistant_tokens=3)  # fmt: skip
+    assert out.assistant.drafted == 3 * 5 + 2 + 1 + 0  # constant: 3, capped by the room left
 
 
 def test_eos_ends_the_text_inside_an_accepted_draft():
