@@ -3,7 +3,7 @@
 A checkpoint directory is one that holds config.json and model.safetensors (the published
 layout). A name is looked up, in order, in:
 
-1. the package's bundled data: minigpt-tiny, in minigpt/data/;
+1. the package's bundled data: minigpt-tiny and its draft model, in minigpt/data/;
 2. the checkpoints directory: weights/NAME/ in a checkout, ~/.cache/minigpt/NAME/ (or
    $MINIGPT_HOME/NAME/) when installed; minigpt/installation.py explains which and why;
 3. for the published GPT-2 models, the Hugging Face cache, where transformers puts them.
@@ -23,7 +23,7 @@ from minigpt.installation import checkpoints_dir, data_dir
 
 REQUIRED_FILES = ("config.json", "model.safetensors")
 DOWNLOAD_COMMAND = "python -m minigpt download"  # the same code as weights/scripts/download.py
-BUNDLED_MODELS = ("minigpt-tiny",)  # checkpoints inside the package, in minigpt/data/
+BUNDLED_MODELS = ("minigpt-tiny", "minigpt-tiny-draft")  # checkpoints in minigpt/data/
 
 # The published GPT-2 family, each with its hub repository names: the current one first, then
 # the old un-namespaced one, under which older Hugging Face caches may still hold it.

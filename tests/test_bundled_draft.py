@@ -158,3 +158,10 @@ def test_the_draft_predicts_held_out_stories_as_well_as_its_card_says(draft, hel
     measured = float(np.mean(losses))
     print(f"held-out loss {measured:.4f} over {len(losses)} tokens; the card says {stated:.3f}")
     assert abs(measured - stated) < 0.05
+
+
+def test_the_draft_resolves_by_name_from_anywhere(tmp_path, monkeypatch):
+    from minigpt.hub import resolve_model_dir
+
+    monkeypatch.chdir(tmp_path)
+    assert resolve_model_dir("minigpt-tiny-draft") == DRAFT

@@ -60,7 +60,7 @@ def test_weights_name_is_preferred_over_the_cache(tmp_path, monkeypatch):
 def test_a_model_in_the_checkpoints_directory_is_a_known_name():
     local = make_checkpoint(checkpoints_dir() / "my-model")
     assert hub.resolve_model_dir("my-model") == local
-    assert hub.known_model_names() == [*hub.KNOWN_MODELS, "minigpt-tiny", "my-model"]
+    assert hub.known_model_names() == [*hub.KNOWN_MODELS, *hub.BUNDLED_MODELS, "my-model"]
 
 
 def test_the_bundled_model_resolves_from_any_directory_to_the_package():

@@ -33,6 +33,10 @@ BUNDLED = [
     "minigpt/data/minigpt-tiny/model.safetensors",
     "minigpt/data/minigpt-tiny/tokenizer.json",
     "minigpt/data/minigpt-tiny/MODEL_CARD.md",
+    "minigpt/data/minigpt-tiny-draft/config.json",
+    "minigpt/data/minigpt-tiny-draft/model.safetensors",
+    "minigpt/data/minigpt-tiny-draft/tokenizer.json",
+    "minigpt/data/minigpt-tiny-draft/MODEL_CARD.md",
     "minigpt/data/gpt2-tokenizer/vocab.json",
     "minigpt/data/gpt2-tokenizer/merges.txt",
     "minigpt/data/gpt2-tokenizer/README.md",
@@ -224,7 +228,7 @@ def test_the_wheel_installs_and_runs_from_anywhere_writing_nothing_into_site_pac
 
     # Without the bundled model, the random stand-in is built in the user's cache too.
     shutil.rmtree(installed / "data" / "minigpt-tiny")
-    before -= {f for f in before if "minigpt-tiny" in f}
+    before -= {f for f in before if "data/minigpt-tiny/" in f}  # not the draft beside it
     noise = minigpt("generate", "hi", "--max-new-tokens", "3")
     assert "RANDOM" in noise.stderr and str(cache / "random-demo") in noise.stderr
     assert (cache / "random-demo" / "model.safetensors").is_file()
