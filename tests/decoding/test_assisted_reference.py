@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from checkpoints import build
 from reference import require_reference
@@ -150,3 +151,39 @@ def test_the_checkpoints_make_assistance_worth_testing(pairs):
     assert sum(s.accepted for s in lookup) > 0
     assert rates["random"] < rates["early"] < rates["same"] == 1.0
     assert 0 < rates["early"] < 1
+
+
+def test_prompt_lookup_proposes_what_hf_proposes():
+    """decoding.drafters.lookup against HF's PromptLookupCandidateGenerator.get_candidates on
+    random repetitive sequences: the same guess, token for token (which occurrence, which
+    n-gram, the no-repeat-ngram ban, the EOS cut)."""
+    torch, transformers = require_reference()
+    from transformers.generation.candidate_generator import PromptLookupCandidateGenerator
+    from transformers.generation.logits_process import (
+        LogitsProcessorList,
+        NoRepeatNGramLogitsProcessor,
+    )
+
+    from decoding import Processors
+    from decoding.drafters import PromptLookup
+
+    rng = np.random.default_rng(0)
+    found = 0
+    for _ in range(400):
+        V = int(rng.integers(2, 6))
+        seq = rng.integers(0, V, int(rng.integers(1, 16))).tolist()
+        k, n = int(rng.integers(1, 6)), int(rng.integers(1, 4))
+        eos = int(rng.integers(0, V)) if rng.random() < 0.5 else None
+        ngram = int(rng.integers(2, 4)) if rng.random() < 0.3 else None
+        processors = [NoRepeatNGramLogitsProcessor(ngram)] if ngram else []
+        hf = PromptLookupCandidateGenerator(
+            eos_token_id=None if eos is None else torch.tensor([eos]), num_output_tokens=k,
+            max_matching_ngram_size=n, max_length=len(seq) + 100,
+            logits_processor=LogitsProcessorList(processors), vocab_size=V,
+        )  # fmt: skip
+        candidates, _ = hf.get_candidates(torch.tensor([seq]))
+        theirs = candidates[0, len(seq) :].tolist()
+        ours = PromptLookup(k, n, Processors(no_repeat_ngram_size=ngram), eos).propose(seq, 100)
+        assert ours.tokens == theirs, (seq, k, n, eos, ngram)
+        found += bool(theirs)
+    assert found > 100, "the sequences repeat often enough to test the rules"
