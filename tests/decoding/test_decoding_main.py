@@ -24,3 +24,5 @@ def test_the_tour_prints_each_decoders_real_answer():
     assert tour.words(beam[0].best.ids) in lines["beam_search, 2 beams"]
     # The point of the toy: beam search finds a likelier sentence than greedy search.
     assert beam[0].best.logprob > greedy[0].best.logprob
+    # and assisted greedy search is greedy search, in fewer model calls.
+    assert tour.words(greedy[0].best.ids) in lines["assisted greedy"]
