@@ -50,6 +50,8 @@ default). That changes how many tokens are drafted, never which tokens are gener
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from decoding.common import (
@@ -66,7 +68,7 @@ from decoding.common import (
 from decoding.drafters import DraftModel, PromptLookup
 from decoding.probs import log_softmax, softmax
 from decoding.processors import Processors
-from decoding.recorder import new_trace, record_row, record_stop
+from decoding.recorder import new_trace, record_check, record_round_start, record_row, record_stop
 from decoding.results import AssistStats, Decoded, Hypothesis, Step, Trace
 from decoding.sampling import draw
 from decoding.warpers import Warpers
@@ -103,6 +105,21 @@ def certain(token: int, vocab_size: int) -> np.ndarray:
     q = np.zeros(vocab_size, dtype=np.float32)
     q[token] = 1.0
     return q
+
+
+class Check(NamedTuple):
+    """What `verify` found at one position: whether the drafted token is kept, the token to
+    emit, the scores it was chosen from [V] and the warp steps (sampling; else None). For the
+    trace only, sampling also says the uniform the check drew and, after a rejection, the q
+    and the residual the model's token was drawn from (values it computed anyway)."""
+
+    kept: bool
+    token: int
+    scores: np.ndarray
+    steps: list | None = None
+    uniform: float | None = None
+    q: np.ndarray | None = None
+    residual: np.ndarray | None = None
 
 
 # ------------------------------------------------------------------------------- the decoders
@@ -156,7 +173,7 @@ def assisted_greedy_search(
         scores = processors.apply(logits[None], [sequence])
         check_some_token_left(scores, [sequence])
         token = int(np.argmax(scores[0]))  # the first maximum on ties, as greedy_search
-        return token == drafted, token, scores[0], None
+        return Check(token == drafted, token, scores[0])
 
     drafter_args = (assistant_model, num_assistant_tokens, num_assistant_tokens_schedule,
                     prompt_lookup_num_tokens, max_matching_ngram_size)  # fmt: skip
@@ -242,11 +259,13 @@ def assisted_sample(
         """Keep the drafted token with probability min(1, p/q); else the model's own draw."""
         warped, steps, p = distribution(logits, sequence)
         if drafted is None:  # after the whole draft: a plain draw from p
-            return False, draw(p, rng.random()), warped[0], steps
+            return Check(False, draw(p, rng.random()), warped[0], steps)
         q = certain(drafted, len(p)) if q is None else q
-        if rng.random() < acceptance_probability(p, q, drafted):
-            return True, drafted, warped[0], steps
-        return False, draw(residual(p, q), rng.random()), warped[0], steps
+        uniform = rng.random()
+        if uniform < acceptance_probability(p, q, drafted):
+            return Check(True, drafted, warped[0], steps, uniform)
+        rest = residual(p, q)
+        return Check(False, draw(rest, rng.random()), warped[0], steps, uniform, q, rest)
 
     drafter_args = (assistant_model, num_assistant_tokens, num_assistant_tokens_schedule,
                     prompt_lookup_num_tokens, max_matching_ngram_size)  # fmt: skip
@@ -289,9 +308,9 @@ def assisted_run(
 ) -> tuple[Hypothesis, str]:
     """Draft, verify, keep: the loop of the module's docstring for one sequence.
 
-    verify(logits [V], sequence, drafted token or None, its q or None) ->
-    (kept?, the token to emit, the scores it was chosen from [V], warp steps or None).
-    Returns the hypothesis and why it stopped.
+    verify(logits [V], sequence, drafted token or None, its q or None) -> a Check.
+    Returns the hypothesis and why it stopped. With a trace, each round is recorded as a
+    Round (record_round_start, then record_check per position) besides the usual RowSteps.
     """
     sequence = list(prompt)
     logprob = 0.0  # the model's log-probs of the generated tokens, as greedy_search sums them
@@ -308,14 +327,21 @@ def assisted_run(
         check_draft_vocab(drafter, vocab_size)
         stats.rounds += 1
         stats.drafted += n
+        record_round_start(trace, index, sequence, draft.tokens, draft.q)
 
         accepted = 0
         for i in range(n + 1):  # row i: after the first i drafted tokens
             drafted = draft.tokens[i] if i < n else None
             q = draft.q[i] if draft.q is not None and i < n else None
-            kept, token, scores, steps = verify(logits[i], sequence, drafted, q)
+            check = verify(logits[i], sequence, drafted, q)
+            kept, token = check.kept, check.token
             model_logp = log_softmax(logits[i : i + 1])[0]
-            record_row(trace, generated + 1, index, sequence, scores, model_logp, [token], steps)
+            record_row(
+                trace, generated + 1, index, sequence, check.scores, model_logp, [token],
+                check.steps,
+            )  # fmt: skip
+            record_check(trace, i, check.scores, model_logp, token, kept, check.uniform,
+                         check.q, check.residual)  # fmt: skip
             sequence.append(token)
             logprob += float(model_logp[token])
             generated += 1
@@ -404,4 +430,5 @@ def merge_traces(traces: list[Trace | None]) -> Trace | None:
         for step in t.steps:
             steps.setdefault(step.number, Step(step.number, [])).rows.extend(step.rows)
     merged.steps = [steps[k] for k in sorted(steps)]
+    merged.rounds = [r for t in traces for r in t.rounds]  # sample 0's rounds, then sample 1's
     return merged

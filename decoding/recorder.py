@@ -10,9 +10,25 @@ from __future__ import annotations
 import numpy as np
 
 from decoding.probs import largest, softmax
-from decoding.results import Beam, BeamCandidate, Cut, Hypothesis, RowStep, Step, TokenProb, Trace
+from decoding.results import (
+    ACCEPTED,
+    REJECTED,
+    UNCHECKED,
+    Beam,
+    BeamCandidate,
+    Cut,
+    DraftedToken,
+    Hypothesis,
+    ResidualProb,
+    Round,
+    RowStep,
+    Step,
+    TokenProb,
+    Trace,
+)
 
 TOP_N = 20  # candidates recorded per row: enough for a bar chart, small enough to print
+RESIDUAL_TOP = 5  # a rejection's residual: its top tokens (and the model's and drafter's top 3)
 
 
 def new_trace(enabled: bool, decoder: str, prompt: list[int]) -> Trace | None:
@@ -68,6 +84,79 @@ def record_beam_step(
         rows.append(top_candidates(b, beam.ids, np.exp(scores[b]), np.exp(model_logp[b]), chosen))
     ranked = [BeamCandidate(b, t, s, f) for (b, t, s), f in zip(candidates, fates)]
     trace.steps.append(Step(step, rows, ranked, list(live), list(finished)))
+
+
+def record_round_start(
+    trace: Trace | None,
+    index: int,
+    sequence: list[int],
+    drafted: list[int],
+    draft_q: list[np.ndarray] | None,
+) -> None:
+    """A new round of assisted decoding for sample `index`: what the drafter guessed after
+    `sequence` (draft_q: the distribution each guess was drawn from; None for certain guesses).
+    Every guess starts as UNCHECKED; record_check fills in the ones the model looked at."""
+    if trace is None:
+        return
+    number = 1 + sum(r.index == index for r in trace.rounds)
+    tokens = [
+        DraftedToken(t, 1.0 if draft_q is None else float(draft_q[i][t]), None, None, None,
+                     UNCHECKED)
+        for i, t in enumerate(drafted)
+    ]  # fmt: skip
+    trace.rounds.append(Round(number, index, list(sequence), tokens, None, []))
+
+
+def record_check(
+    trace: Trace | None,
+    position: int,
+    scores: np.ndarray,
+    model_logp: np.ndarray,
+    token: int,
+    kept: bool,
+    uniform: float | None = None,
+    q: np.ndarray | None = None,
+    residual: np.ndarray | None = None,
+) -> None:
+    """Position `position` of the current round (row `position` of the model's call): the
+    check of the drafted token there, if any, and the token it adds to the text.
+
+    scores:   what the model's p is the softmax of (after processors, and warpers when
+              sampling). model_logp: the model's own log-probs.
+    kept:     the drafted token was accepted (then `token` is it); else `token` is the bonus.
+    uniform:  sampling: the uniform the check drew. q, residual: sampling, after a
+              rejection: the drafter's distribution and the residual the bonus was drawn from.
+    """
+    if trace is None:
+        return
+    current = trace.rounds[-1]
+    p = softmax(scores)
+    if position < len(current.drafted):
+        guess = current.drafted[position]
+        guess.p = float(p[guess.token])
+        guess.ratio = guess.p / guess.q
+        guess.uniform = None if uniform is None else float(uniform)
+        guess.outcome = ACCEPTED if kept else REJECTED
+    current.emitted.append(token)
+    if kept:
+        return
+    drawn_from = p if residual is None else residual
+    current.bonus = TokenProb(token, float(drawn_from[token]), float(np.exp(model_logp[token])))
+    if residual is not None and q is not None:
+        rejected = [current.drafted[position].token] if position < len(current.drafted) else []
+        current.residual_top = residual_top(p, q, residual, rejected + [token])
+
+
+def residual_top(
+    p: np.ndarray, q: np.ndarray, residual: np.ndarray, also: list[int]
+) -> list[ResidualProb]:
+    """The residual's RESIDUAL_TOP tokens, the model's and the drafter's top 3 and `also`
+    (the rejected and bonus tokens), most probable under p first."""
+    tokens = set(also)
+    for values, n in [(residual, RESIDUAL_TOP), (p, 3), (q, 3)]:
+        tokens |= {t for t in largest(values, n).tolist() if values[t] > 0}
+    ranked = sorted(tokens, key=lambda t: (-float(p[t]), -float(q[t]), t))
+    return [ResidualProb(t, float(p[t]), float(q[t]), float(residual[t])) for t in ranked]
 
 
 def record_stop(trace: Trace | None, reason: str) -> None:

@@ -180,18 +180,112 @@ class Step:
         return "\n".join(lines)
 
 
+# What became of a drafted token in a round of assisted decoding (`DraftedToken.outcome`).
+ACCEPTED = "accepted"  # the model agreed: it is in the text
+REJECTED = "rejected"  # the model refused it: the model's own token took its place
+UNCHECKED = "not checked"  # drafted after a rejected token (or after an EOS): never looked at
+
+
+@dataclass
+class DraftedToken:
+    """One token a drafter guessed in a round of assisted decoding, and how the check went.
+
+    q:       the drafter's probability of the token: 1.0 for a deterministic guess (prompt
+             lookup, a greedy draft model), else q(token) of the draft model's warped
+             distribution it was drawn from.
+    p:       the model's probability of the token at its position, in the distribution it
+             decodes from (after processors; sampling: after warpers too). None if UNCHECKED.
+    ratio:   p / q (None if UNCHECKED). Sampling keeps the token when uniform < min(1, ratio);
+             greedy search keeps it when it is the model's most likely token, whatever p is.
+    uniform: the uniform in [0, 1) drawn to decide (sampling only; else None).
+    outcome: ACCEPTED, REJECTED or UNCHECKED.
+    """
+
+    token: int
+    q: float
+    p: float | None
+    ratio: float | None
+    uniform: float | None
+    outcome: str
+
+
+@dataclass
+class ResidualProb:
+    """One token of the distribution drawn from after a rejection (sampling): the model's p,
+    the drafter's q, and prob = max(0, p - q) / Z, its probability in the residual."""
+
+    token: int
+    p: float
+    q: float
+    prob: float
+
+
+@dataclass
+class Round:
+    """One round of assisted decoding: draft, verify every guess in one model call, keep.
+
+    number:          1, 2, ... within its sample.
+    index:           the sample (0 for greedy search), as RowStep.index.
+    sequence_before: the ids the round starts from, prompt included.
+    drafted:         every token the drafter guessed, in order.
+    bonus:           the model's own token, at the first rejected position (greedy: its most
+                     likely token; sampling: a draw from the residual) or after the whole
+                     draft was accepted (greedy: the argmax; sampling: a draw from p); its
+                     `prob` is its probability in what it was chosen from. None when the
+                     text ended at an accepted EOS first.
+    emitted:         the tokens the round added to the text: the accepted ones, then the bonus.
+    residual_top:    sampling, after a rejection: the residual's top tokens, with the ones the
+                     model and the drafter liked best and the rejected and bonus tokens, by p.
+    """
+
+    number: int
+    index: int
+    sequence_before: list[int]
+    drafted: list[DraftedToken]
+    bonus: TokenProb | None
+    emitted: list[int]
+    residual_top: list[ResidualProb] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> int:
+        """How many drafted tokens made it into the text."""
+        return sum(d.outcome == ACCEPTED for d in self.drafted)
+
+    @classmethod
+    def from_json(cls, data: dict) -> Round:
+        bonus = data["bonus"]
+        return cls(
+            data["number"],
+            data["index"],
+            list(data["sequence_before"]),
+            [DraftedToken(**d) for d in data["drafted"]],
+            None if bonus is None else TokenProb(**bonus),
+            list(data["emitted"]),
+            [ResidualProb(**r) for r in data["residual_top"]],
+        )
+
+    def __str__(self) -> str:
+        marks = {ACCEPTED: "ok", REJECTED: "NO", UNCHECKED: "--"}
+        drafted = " ".join(f"{d.token}:{marks[d.outcome]}" for d in self.drafted)
+        bonus = "" if self.bonus is None else f" + model's {self.bonus.token}"
+        return f"#{self.index} round {self.number}: drafted [{drafted}]{bonus} -> {self.emitted}"
+
+
 @dataclass
 class Trace:
-    """The steps of one prompt's decoding, and why it stopped."""
+    """The steps of one prompt's decoding, and why it stopped. Assisted decoding also fills
+    `rounds`, one per draft-and-verify round (of every sample in turn); other decoders leave it
+    empty."""
 
     decoder: str
     prompt: list[int]
     steps: list[Step] = field(default_factory=list)
     stop_reason: str = ""
+    rounds: list[Round] = field(default_factory=list)
 
     def __str__(self) -> str:
         head = f"{self.decoder} from {self.prompt}: {len(self.steps)} steps, {self.stop_reason}"
-        return "\n".join([head] + [str(s) for s in self.steps])
+        return "\n".join([head] + [str(s) for s in self.steps] + [str(r) for r in self.rounds])
 
     def to_json(self) -> dict:
         """The trace as JSON-ready dicts and lists (what --trace writes, what pictures read).
@@ -200,9 +294,11 @@ class Trace:
 
     @classmethod
     def from_json(cls, data: dict) -> Trace:
-        """The Trace that `to_json` wrote: `Trace.from_json(t.to_json()) == t`."""
+        """The Trace that `to_json` wrote: `Trace.from_json(t.to_json()) == t`. (A file
+        written before traces had rounds has none.)"""
         return cls(data["decoder"], list(data["prompt"]),
-                   [Step.from_json(s) for s in data["steps"]], data["stop_reason"])  # fmt: skip
+                   [Step.from_json(s) for s in data["steps"]], data["stop_reason"],
+                   [Round.from_json(r) for r in data.get("rounds", [])])  # fmt: skip
 
 
 @dataclass
