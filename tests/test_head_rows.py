@@ -1,0 +1,109 @@
+"""The vocabulary head for several rows gives each row the logits the one-row head gives it.
+
+forward_fast.head multiplies one row by lm_head.T (a matrix-vector product on the view) and
+several rows by a C-contiguous copy of lm_head.T (a matrix-matrix product). The two BLAS
+kernels add a row's C products in different orders, so the logits need not agree bit for bit;
+each is a float32 dot product of C terms, which by the standard bound lies within
+gamma_C * sum_i |x_i w_i| of the exact value (gamma_C = C U / (1 - C U), whatever the order
+of the sum, fused multiply-adds included), so the two lie within twice that of each other.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import minigpt
+from minigpt import forward_fast
+
+U = 2.0**-24  # float32's unit roundoff
+
+
+def dot_bound(x: np.ndarray, lm_head: np.ndarray) -> np.ndarray:
+    """Twice gamma_C * |x| @ |lm_head|.T: how far two float32 evaluations of x @ lm_head.T, in
+    any order of summation, can lie apart, logit by logit."""
+    C = x.shape[-1]
+    gamma = C * U / (1 - C * U)
+    return 2 * gamma * (np.abs(x.astype(np.float64)) @ np.abs(lm_head.astype(np.float64)).T)
+
+
+def check_rows(x: np.ndarray, logits: np.ndarray, lm_head: np.ndarray, params) -> int:
+    """Each row of `logits` (the several-row head of x) against the one-row head of that row;
+    returns how many logits agree bit for bit."""
+    x, logits = x.reshape(-1, x.shape[-1]), logits.reshape(-1, logits.shape[-1])
+    same = 0
+    for i in range(len(x)):
+        alone = forward_fast.head(x[i : i + 1], params)[0]
+        diff = np.abs(logits[i].astype(np.float64) - alone)
+        assert (diff <= dot_bound(x[i], lm_head)).all(), f"row {i}: max |diff| {diff.max():.2e}"
+        same += int((logits[i] == alone).sum())
+    return same
+
+
+@pytest.fixture(scope="module")
+def model():
+    return minigpt.load("minigpt-tiny")
+
+
+@pytest.mark.parametrize("rows", [1, 2, 4, 8])
+def test_head_of_several_rows_is_the_head_of_each(rows):
+    """Random hidden states on a head of gpt2's width (C = 768) and an odd vocabulary."""
+    rng = np.random.default_rng(rows)
+    lm_head = rng.standard_normal((3001, 768)).astype(np.float32)
+    params = type("Params", (), {"lm_head": lm_head})()
+    x = rng.standard_normal((rows, 768)).astype(np.float32)
+    logits = forward_fast.head(x, params)
+    assert logits.shape == (rows, 3001) and logits.dtype == np.float32
+    same = check_rows(x, logits, lm_head, params)
+    print(f"{rows} rows: {same} of {logits.size} logits bit for bit equal to the one-row head's")
+    if rows == 1:
+        assert same == logits.size
+
+
+def test_the_copy_is_made_once_and_only_for_several_rows():
+    lm_head = np.arange(12, dtype=np.float32).reshape(4, 3)
+    assert np.shares_memory(forward_fast.head_weight(lm_head, 1), lm_head)  # one row: the view
+    columns = forward_fast.head_weight(lm_head, 2)
+    assert columns.flags.c_contiguous and (columns == lm_head.T).all()
+    assert forward_fast.head_weight(lm_head, 8) is columns  # made once per head
+    key = id(lm_head)
+    del lm_head, columns
+    assert key not in forward_fast._HEAD_COLUMNS  # freed with the head it copies
+
+
+def spy_on_head(monkeypatch) -> list:
+    """Record every (x, logits) of forward_fast.head as the model calls it."""
+    calls, real = [], forward_fast.head
+
+    def spy(x, params):
+        logits = real(x, params)
+        calls.append((x.copy(), logits.copy()))
+        return logits
+
+    monkeypatch.setattr(forward_fast, "head", spy)
+    return calls
+
+
+@pytest.mark.parametrize("rows", [1, 2, 4, 8])
+def test_the_model_without_the_cache(monkeypatch, model, rows):
+    """One sequence of `rows` positions, every position's logits: a several-row head call."""
+    calls = spy_on_head(monkeypatch)
+    ids = np.random.default_rng(rows).integers(0, model.config.vocab_size, (1, rows))
+    model.forward(ids)
+    ((x, logits),) = calls
+    assert x.shape == (1, rows, model.config.n_embd)
+    check_rows(x, logits, model.params.lm_head, model.params)
+
+
+@pytest.mark.parametrize("rows", [1, 2, 4, 8])
+def test_the_model_with_the_cache(monkeypatch, model, rows):
+    """`rows` sequences after a cached prompt, one new token each, as beam search and batched
+    sampling step: each row's logits as if it had been stepped alone."""
+    ids = np.random.default_rng(10 + rows).integers(0, model.config.vocab_size, (rows, 6))
+    cache = model.new_cache(rows)
+    model.forward(ids[:, :5], cache, last_only=True)
+    calls = spy_on_head(monkeypatch)
+    model.forward(ids[:, 5:], cache, last_only=True)
+    ((x, logits),) = calls
+    assert x.shape == (rows, 1, model.config.n_embd)
+    check_rows(x, logits, model.params.lm_head, model.params)
