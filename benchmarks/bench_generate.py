@@ -57,6 +57,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--num-beams", type=int, default=4)
     p.add_argument("--batch", type=int, default=8, help="prompts sampled at once")
     p.add_argument("--prefill-tokens", type=int, default=512)
+    p.add_argument(
+        "--num-assistant-tokens",
+        type=int,
+        default=4,
+        help="speculative: tokens the draft model guesses a round (γ)",
+    )
+    p.add_argument("--spec-new-tokens", type=int, default=64, help="speculative: new tokens")
+    p.add_argument("--no-speculative", action="store_true", help="skip the speculative section")
     p.add_argument("--no-hf", action="store_true", help="skip transformers even if installed")
     p.add_argument("--json", action="store_true", help="print a JSON dict instead of the table")
     p.add_argument("--profile", action="store_true", help="also profile the decoders (+1 min)")

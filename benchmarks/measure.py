@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 import minigpt
-from benchmarks import report, timing, workloads
+from benchmarks import report, speculative, timing, workloads
 from benchmarks.workloads import Workload
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -149,6 +149,8 @@ def settings(args, model, file_bytes: int) -> dict:
         "num_beams": args.num_beams,
         "batch": args.batch,
         "prefill_tokens": args.prefill_tokens,
+        "num_assistant_tokens": args.num_assistant_tokens,
+        "spec_new_tokens": args.spec_new_tokens,
         "n_layer": model.config.n_layer,
         "n_embd": model.config.n_embd,
         "python": platform.python_version(),
@@ -172,6 +174,9 @@ def run(args) -> dict:
         hf = workloads.load_hf(args.checkpoint, args.threads)
     measured = race_all(model, hf, args, prompts, progress)
     ours, theirs, bound = measured["minigpt"], measured["hf"], measured["bound"]
+    spec = None
+    if not args.no_speculative:
+        spec = speculative.measure(model, args, prompts.one, progress)
     profile = None
     if args.profile:
         # Imported only here: it names minigpt's functions, and a renamed one should stop
@@ -194,6 +199,7 @@ def run(args) -> dict:
         "bound": bound,
         "targets": report.targets(report.figures(ours, theirs, bound, s)),
         "checks": measured["checks"],
+        "speculative": spec,
         "profile": profile,
         "elapsed_s": progress.elapsed(),
     }

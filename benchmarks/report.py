@@ -123,6 +123,8 @@ def print_table(results: dict) -> None:
     print_bound(ours, bound, s)
     print_batched_passes(ours, bound, s)
     print(f"KV cache: greedy {ours['cached_speedup']:.1f}x faster than the uncached reference path")
+    if results.get("speculative"):
+        print_speculative(results["speculative"])
     for check, ok in results["checks"].items():
         if not ok:
             print(f"note: check {check} failed")
@@ -167,6 +169,33 @@ def print_batched_passes(ours: dict, bound: dict, s: dict) -> None:
     print(
         f"  -> with steps as fast as their passes, sampling would reach {ceiling:.2f}x greedy "
         f"tok/s on this machine"
+    )
+
+
+def print_speculative(pairs: dict) -> None:
+    """The speculative section: per pair, α, tokens per round, the pass costs against one
+    target step, and the speed-up of assisted over plain greedy, predicted and measured."""
+    first = next(iter(pairs.values()))
+    print(
+        f"\nspeculative greedy: assisted_greedy_search, {first['gamma']} drafted tokens a round, "
+        f"{first['new_tokens']} new tokens"
+    )
+    print(f"{'':<36} {'alpha':>5} {'tok/round':>9} {'(from α)':>8} {'verify':>7} {'draft':>6} "
+          f"{'predicted':>9} {'measured':>8} {'pays from α':>11}")  # fmt: skip
+    for name, f in pairs.items():
+        even = f["break_even_alpha"]
+        print(
+            f"{name:<36} {f['alpha']:>5.2f} {f['tokens_per_round']:>9.2f} "
+            f"{f['expected_tokens_per_round']:>8.2f} {f['verify_vs_step']:>6.2f}x "
+            f"{f['draft_vs_step']:>5.2f}x {f['predicted_speedup']:>8.2f}x "
+            f"{f['measured_speedup']:>7.2f}x {'never' if even is None else format(even, '.2f'):>11}"
+            + ("" if f["same_tokens"] else "  TOKENS DIFFER")
+        )
+    print(
+        "  verify: one pass over γ + 1 positions, draft: one draft-model step, each against one"
+        " target step;\n  predicted = tok/round (from α) * step / (γ draft + verify); with the "
+        "measured tok/round instead: "
+        + ", ".join(f"{f['predicted_speedup_measured_tokens']:.2f}x" for f in pairs.values())
     )
 
 

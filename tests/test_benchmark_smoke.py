@@ -21,7 +21,7 @@ from checkpoints import TINY, build
 from reference import require_reference
 
 import minigpt
-from benchmarks import bench_generate, measure, report, timing, workloads
+from benchmarks import bench_generate, measure, report, speculative, timing, workloads
 from minigpt import forward_fast
 from minigpt.kv_cache import KVCache
 
@@ -35,6 +35,8 @@ TINY_SETTINGS = [
     "--num-beams", "2",
     "--batch", "3",
     "--prefill-tokens", "20",
+    "--num-assistant-tokens", "2",
+    "--spec-new-tokens", "4",
 ]  # fmt: skip
 
 
@@ -89,6 +91,11 @@ def test_json_has_every_figure_and_target(tiny):
     judged = {name: t["pass"] for name, t in results["targets"].items()}
     assert judged["greedy tok/s vs HF"] is None  # no HF: not judged, not failed
     assert isinstance(judged["load s"], bool)
+    pairs = results["speculative"]
+    assert len(pairs) == 2 and all(f["same_tokens"] for f in pairs.values())
+    for f in pairs.values():
+        assert 0 <= f["alpha"] <= 1 and f["rounds"] >= 1
+        assert min(f["step_s"], f["verify_s"], f["draft_step_s"], f["measured_speedup"]) > 0
 
 
 def test_table_and_profile_print(tiny):
@@ -97,6 +104,8 @@ def test_table_and_profile_print(tiny):
     assert "greedy tok/s" in out and "bandwidth bound" in out and "passes in a row" in out
     assert "the same pass for 2 rows" in out and "the same pass for 3 rows" in out
     assert out.count("spends its time") == 3 and "layer_norm" in out
+    assert "speculative greedy: assisted_greedy_search, 2 drafted tokens a round" in out
+    assert "minigpt-tiny + minigpt-tiny-draft" in out and "tiny + its first 1 blocks" in out
 
 
 @pytest.mark.reference
@@ -184,6 +193,40 @@ def test_race_all_summarizes_every_race(model, args, prompts):
         "s", "weight_bytes", "gb_per_s", "sustained_s", "beam_pass_s", "sampling_pass_s"
     }  # fmt: skip
     assert all(measured["checks"].values())
+
+
+# ----------------------------------------------------------------------------- speculative.py
+
+
+def test_tokens_per_round_and_the_cost_model():
+    assert speculative.expected_tokens_per_round(0.0, 4) == 1.0  # only the target's own token
+    assert speculative.expected_tokens_per_round(1.0, 4) == 5.0  # every draft kept, plus one
+    assert speculative.expected_tokens_per_round(0.5, 2) == pytest.approx(1.75)  # 1 + .5 + .25
+    # A round of 2 draft steps (0.1 each) and a verify (1.3) against a step of 1: 1.5 steps.
+    assert speculative.predicted_speedup(0.5, 2, 1.0, 0.1, 1.3) == pytest.approx(1.75 / 1.5)
+    alpha = speculative.break_even_alpha(2, 1.0, 0.1, 1.3)
+    assert speculative.predicted_speedup(alpha, 2, 1.0, 0.1, 1.3) == pytest.approx(1.0)
+    assert speculative.break_even_alpha(2, 1.0, 0.5, 2.5) is None  # a round costs 3.5 > 3 steps
+
+
+def test_early_exit_draft_is_the_targets_first_blocks(tiny, model, tmp_path):
+    out = speculative.early_exit_draft(tiny, tmp_path / "draft", n_layer=1)
+    draft = minigpt.load(out)
+    assert draft.config.n_layer == 1 and len(draft.params.h) == 1
+    assert (draft.params.h[0].mlp.c_fc.weight == model.params.h[0].mlp.c_fc.weight).all()
+    assert (draft.params.wte == model.params.wte).all()
+    built = (out / "model.safetensors").stat().st_mtime_ns
+    speculative.early_exit_draft(tiny, out, n_layer=1)  # up to date: not written again
+    assert (out / "model.safetensors").stat().st_mtime_ns == built
+
+
+def test_measure_pair_on_a_tiny_pair(tiny, model, tmp_path):
+    draft = minigpt.load(speculative.early_exit_draft(tiny, tmp_path / "draft", n_layer=1))
+    pair = speculative.Pair("tiny", model, draft, [1, 2, 3])
+    f = speculative.measure_pair(pair, gamma=2, new_tokens=5, repeats=1)
+    assert f["same_tokens"] and f["rounds"] >= 2  # at most 3 tokens a round
+    assert f["tokens_per_round"] == pytest.approx(5 / f["rounds"])
+    assert f["verify_vs_step"] == pytest.approx(f["verify_s"] / f["step_s"])
 
 
 # ----------------------------------------------------------------------------- report.py
