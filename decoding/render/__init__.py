@@ -3,6 +3,9 @@
 - `tree_dot`: the search tree. Nodes are tokens, labelled with their probability or sequence
   score and coloured red (worst) -> yellow -> green (best); the chosen path is drawn bold; for
   beam search, the candidates it pruned are greyed.
+- `rounds_dot`: the rounds of assisted (speculative) decoding, one row each: the drafted
+  tokens green (accepted), red (rejected) or grey (never checked), each with the model's p and
+  the drafter's q, and the model's own token in blue; `tree_dot` draws this for such a trace.
 - `bars_dot`: per-step probability bars of the top tokens, the chosen token marked and the
   top-k / top-p / min-p / typical cutoff drawn as a dashed line.
 - `save_picture`: write the DOT text, and render .svg/.png/.pdf with Graphviz's `dot` program
@@ -20,6 +23,7 @@ Pictures never come from inside a decoder: run it with `trace=True`, then draw t
 
 from decoding.render.bars import bars_dot
 from decoding.render.output import dot_available, save_picture
+from decoding.render.rounds import rounds_dot
 from decoding.render.tree import tree_dot
 
-__all__ = ["tree_dot", "bars_dot", "save_picture", "dot_available"]
+__all__ = ["tree_dot", "bars_dot", "rounds_dot", "save_picture", "dot_available"]

@@ -9,13 +9,15 @@ Three shapes, one picture language (left to right, like the text):
   hypotheses are coloured by their mean log-prob per generated token; candidates that were
   pruned (spares, finished too late or not kept) are grey; finished ones have a double border.
 - the seed post's exhaustive tree: every node, coloured by the post's sequence score.
-In all three the chosen (best) path is drawn bold.
+In all three the chosen (best) path is drawn bold. An assisted decoder's trace, which has
+rounds, is drawn round by round instead (rounds.py).
 """
 
 from __future__ import annotations
 
 from decoding.render.colors import GREY, GREY_TEXT, scale_color, value_range
 from decoding.render.dot import Decode, Edge, Graph, Node, ids_as_text, prompt_label, token_label
+from decoding.render.rounds import rounds_graph
 from decoding.results import FINISHED, LIVE, Decoded, Trace
 from decoding.tree import TreeSearchResult
 
@@ -48,6 +50,8 @@ def tree_graph(
     trace = result.trace if isinstance(result, Decoded) else result
     if not isinstance(trace, Trace):
         raise ValueError("no trace to draw: run the decoder with trace=True")
+    if trace.rounds:  # assisted decoding: its draft-and-verify rounds
+        return rounds_graph(trace, decode)
     if any(step.candidates for step in trace.steps):
         return beam_graph(trace, decode)
     return chain_graph(trace, decode, alternatives)
