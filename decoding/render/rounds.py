@@ -91,8 +91,10 @@ def rounds_graph(
     graph.node_defaults = {"shape": "box", "style": "filled,rounded", "fontname": "Helvetica"}
     samples = len({r.index for r in trace.rounds})
     shown = trace.rounds[:max_rounds]
+    table_column = 2 + max(len(r.drafted) for r in shown)  # right of every row's last token
     for k, round_ in enumerate(shown):
-        draw_round(graph, f"r{k}", round_, trace.prompt, decode, sampling, samples > 1)
+        draw_round(graph, f"r{k}", round_, trace.prompt, decode, sampling, samples > 1,
+                   table_column)  # fmt: skip
     # Invisible edges from each round's first node to the next one's keep the rows in order
     # (with constraint=false they do not push a row to the right of the one above it).
     for k in range(len(shown) - 1):
@@ -103,9 +105,11 @@ def rounds_graph(
 
 def draw_round(
     graph: Graph, name: str, r: Round, prompt: list[int], decode: Decode, sampling: bool,
-    many: bool,
+    many: bool, table_column: int,
 ) -> None:  # fmt: skip
-    """The nodes and edges of one round, named `name`, `name`d0, d1, ..., `name`b, `name`res."""
+    """The nodes and edges of one round, named `name`, `name`d0, d1, ..., `name`b, `name`res.
+    Its header is in column 0, drafted token i in column i + 1; a residual table goes in
+    `table_column`."""
     where = (prompt_label(prompt, decode) if r.sequence_before == prompt
              else "…" + decode(r.sequence_before[-3:]).replace("\n", " "))  # fmt: skip
     title = (f"sample {r.index + 1}, " if many else "") + f"round {r.number}"
@@ -147,13 +151,14 @@ def draw_round(
     )  # fmt: skip
     graph.edges.append(Edge(last_kept, bonus, {**BOLD, "color": hex_color(BLUE)}))
     if r.residual_top:
-        # The table goes right of the whole draft, in a column of its own (ranks are shared by
-        # all rows: a wide table among the tokens would widen that column in every row).
+        # The tables go right of every row, in a column of their own (the columns are shared by
+        # all rows: a wide table among the tokens would widen its column in every row).
         table = f"{name}res"
         rejected = next(d.token for d in r.drafted if d.outcome == REJECTED)
         label = residual_table(r.residual_top, rejected, r.bonus.token, decode)
         graph.nodes.append(Node(table, label, {"shape": "plaintext", "style": ""}, html=True))
-        graph.edges.append(Edge(parent, table, {"style": "invis", "minlen": "2"}))
+        minlen = table_column - len(r.drafted)  # from the last drafted token's column
+        graph.edges.append(Edge(parent, table, {"style": "invis", "minlen": str(minlen)}))
         graph.edges.append(
             Edge(bonus, table, {"style": "dashed", "dir": "back", "color": hex_color(BLUE),
                                 "label": quote("drawn from"), "fontname": "Helvetica",
