@@ -53,12 +53,14 @@ def model(seed: int, sharpness: float = 1.5):
 
 
 def runs(seed: int, steps: int, draft: int):
-    """An assisted greedy run and an assisted sampling run (two samples) of a random bigram,
-    drafted by another one; and one drafted by prompt lookup."""
+    """An assisted greedy run (token 0 is EOS: an accepted EOS ends a round without the
+    model's own token) and an assisted sampling run (two samples) of a random bigram, drafted
+    by another one; and one drafted by prompt lookup."""
     target, drafter = model(seed), model(seed + 1)
     assist = {"assistant_model": drafter, "num_assistant_tokens": draft}
     return [
-        assisted_greedy_search(target, [1], max_new_tokens=steps, trace=True, **assist)[0],
+        assisted_greedy_search(target, [1], max_new_tokens=steps, trace=True, eos_token_id=0,
+                               **assist)[0],
         assisted_sample(target, [1], rng=np.random.default_rng(seed), max_new_tokens=steps,
                         num_return_sequences=2, top_k=6, trace=True, **assist)[0],
         assisted_sample(target, [1, 2, 3, 1, 2], rng=np.random.default_rng(seed), trace=True,
@@ -117,7 +119,7 @@ def test_tree_dot_draws_the_rounds_of_an_assisted_trace():
 
 
 def test_at_most_max_rounds_are_drawn():
-    decoded = runs(2, 12, 1)[0]
+    decoded = runs(2, 12, 1)[1]
     assert len(decoded.trace.rounds) > 3
     nodes, _ = parse(rounds_dot(decoded, decode, max_rounds=3))
     assert {n for n in nodes if re.fullmatch(r"r\d+", n)} == {"r0", "r1", "r2"}

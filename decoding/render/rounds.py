@@ -69,7 +69,21 @@ BONUS_STYLE = {"fillcolor": hex_color(BLUE), **BOLD}
 def rounds_dot(
     result: Trace | Decoded, decode: Decode = ids_as_text, *, max_rounds: int = 12
 ) -> str:
-    """DOT text of the first `max_rounds` rounds of an assisted decoder's trace."""
+    """DOT text of the first `max_rounds` rounds of an assisted decoder's trace.
+
+    >>> import numpy as np
+    >>> from decoding import assisted_greedy_search
+    >>> table = np.log(np.array([[0.1, 0.6, 0.3], [0.5, 0.2, 0.3], [0.2, 0.2, 0.6]]))
+    >>> bigram = lambda seqs: table[[s[-1] for s in seqs]]
+    >>> out = assisted_greedy_search(bigram, [0, 1, 0], max_new_tokens=6, trace=True,
+    ...                              prompt_lookup_num_tokens=3)[0]  # "0 1 0": guess "1 0"
+    >>> print(*out.trace.rounds, sep="\\n")
+    #0 round 1: drafted [1:ok 0:ok] + model's 1 -> [1, 0, 1]
+    #0 round 2: drafted [0:ok 1:ok] + model's 0 -> [0, 1, 0]
+    >>> dot = rounds_dot(out)  # 4 green tokens (accepted guesses), 2 blue (the model's own)
+    >>> dot.count(hex_color(GREEN)), dot.count(hex_color(BLUE) + '", penwidth')
+    (4, 2)
+    """
     return rounds_graph(result, decode, max_rounds=max_rounds).to_dot()
 
 
@@ -113,9 +127,11 @@ def draw_round(
     where = (prompt_label(prompt, decode) if r.sequence_before == prompt
              else "…" + decode(r.sequence_before[-3:]).replace("\n", " "))  # fmt: skip
     title = (f"sample {r.index + 1}, " if many else "") + f"round {r.number}"
-    added = f"+{len(r.emitted)} token" + ("s" if len(r.emitted) != 1 else "")
+    added = "+" + plural(len(r.emitted), "token")
     kept = f"{r.accepted} of {len(r.drafted)} kept" if r.drafted else "nothing drafted"
     kept += f", {added}"
+    if r.bonus is None:  # no token of the model's own: an accepted EOS ended the text
+        kept += "\nthe text ended at an accepted EOS"
     graph.nodes.append(
         Node(name, f"{title}\nafter “{where}”\n{kept}", {"fillcolor": "white", "style": "rounded"})
     )
@@ -254,6 +270,11 @@ def bar(prob: float, scale: float, rgb: tuple[int, int, int]) -> str:
     )
 
 
+def plural(n: int, noun: str) -> str:
+    """ "1 token", "2 tokens"."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def legend(trace: Trace, shown: list[Round], sampling: bool) -> str:
     rounds = trace.rounds
     drafted = sum(len(r.drafted) for r in rounds)
@@ -263,8 +284,9 @@ def legend(trace: Trace, shown: list[Round], sampling: bool) -> str:
     rule = ("a guess is kept when u < min(1, p/q), u uniform in [0, 1)" if sampling
             else "a guess is kept when it is the model's most likely token")  # fmt: skip
     return (
-        f"{trace.decoder}: {len(rounds)} rounds{which}, {accepted} of {drafted} drafted tokens "
-        f"accepted, {emitted} tokens generated, one model call per round\n"
+        f"{trace.decoder}: {plural(len(rounds), 'round')}{which}, {accepted} of "
+        f"{plural(drafted, 'drafted token')} accepted, {plural(emitted, 'token')} generated, "
+        f"one model call per round\n"
         f"green = accepted · red = rejected · grey dashed = drafted after it, never checked · "
         f"blue = the model's own token · bold = what the round added to the text\n"
         f"p = the model's probability, q = the drafter's (100% for a certain guess); "
