@@ -241,7 +241,7 @@ def head_weight(lm_head: np.ndarray, rows: int) -> np.ndarray:
     Speed: from 2 rows on, OpenBLAS's matrix-matrix product repacks the transposed view [C, V]
     (the strided `sgemm_incopy`) on every call, and packs a contiguous [C, V] about twice as
     fast. Measured on the gpt2 shape (2 threads, SkylakeX kernels, a 2-core machine at load
-    2-4): the head for 2, 4, 8 rows went from 28-36 ms to 11-20 ms, and a whole pass of the
+    2-4): the head for 2, 4, 8 rows went from 22-37 ms to 11-23 ms, and a whole pass of the
     weights for 4 rows from 2.70-3.08x the one-row pass to 2.17-2.35x, for 8 rows from
     2.62-2.92x to 2.18-2.46x (16-24% less). One row stays a matrix-vector product on the view
     (3.8 ms either way), so greedy search never makes the copy; beam search and batched
