@@ -20,8 +20,9 @@ slower (BLAS threads wait for each other at every call): compare with --threads 
 
 This file only reads the flags and prints; the work is in the modules next to it:
 measure.py runs everything in order, workloads.py says what each side runs, timing.py times it
-(and holds the bandwidth-bound passes), report.py prints the table or the JSON, and
-profiling.py is --profile's breakdown.
+(and holds the bandwidth-bound passes), speculative.py measures assisted greedy search
+against plain greedy search, report.py prints the table or the JSON, and profiling.py is
+--profile's breakdown.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Measure everything bench_generate.py reports, and gather it into one results dict.
 
 In this order: each workload raced side by side (with the matrix-product pass that bounds
-it), the uncached path, the profile if asked for, then load time and peak memory, each side in
-a fresh process of its own. Import this only after the BLAS thread count is set (see
-bench_generate.py): it imports NumPy.
+it), the uncached path, the speculative section (speculative.py), the profile if asked for,
+then load time and peak memory, each side in a fresh process of its own. Import this only
+after the BLAS thread count is set (see bench_generate.py): it imports NumPy.
 """
 
 from __future__ import annotations
