@@ -40,3 +40,16 @@ def assert_one_line_error(done: subprocess.CompletedProcess, cwd: Path, *words: 
         assert word in err, f"{word!r} not in {err!r}"
     assert list(cwd.iterdir()) == [], "a file was left behind"
     return err
+
+
+def run_in_process(capsys, *argv: str) -> tuple[int, str, str]:
+    """(exit status, stdout, stderr) of `minigpt ARGV` run in this process (fast), with
+    argparse's exits counted as statuses. `capsys` is pytest's capture fixture."""
+    from minigpt import cli
+
+    try:
+        status = cli.main(list(argv))
+    except SystemExit as e:
+        status = e.code
+    out, err = capsys.readouterr()
+    return status, out, err

@@ -11,8 +11,8 @@ import json
 import pytest
 from checkpoints import build
 from cli_runner import assert_one_line_error, run_minigpt
+from cli_runner import run_in_process as main
 
-from minigpt import cli
 from minigpt.config import GPT2Config
 
 PROMPT = "I have a dream"
@@ -32,15 +32,6 @@ def dirs(tmp_path_factory):
         "draft": build(root / "draft", DRAFT, std=0.3, seed=2),
         "other": build(root / "other", OTHER_VOCAB, std=0.3, seed=3),
     }
-
-
-def main(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        status = cli.main(list(argv))
-    except SystemExit as e:
-        status = e.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def generate(capsys, dirs, *argv: str) -> tuple[str, str]:

@@ -12,6 +12,7 @@ import json
 import numpy as np
 import pytest
 from checkpoints import build
+from cli_runner import run_in_process as main
 
 import minigpt
 import minigpt.defaults as defaults
@@ -37,16 +38,6 @@ def model_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def logits(model_dir):
     return minigpt.NextTokenLogits(minigpt.load(model_dir))
-
-
-def main(capsys, *argv: str) -> tuple[int, str, str]:
-    """(exit status, stdout, stderr) of `minigpt ARGV`; argparse's exits count as statuses."""
-    try:
-        status = cli.main(list(argv))
-    except SystemExit as e:
-        status = e.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def generate_json(capsys, model_dir, *argv: str) -> dict:

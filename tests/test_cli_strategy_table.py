@@ -12,10 +12,10 @@ import re
 import numpy as np
 import pytest
 from checkpoints import build
+from cli_runner import run_in_process as main
 
 import minigpt
 from decoding.results import Hypothesis
-from minigpt import cli
 from minigpt.cli.options import STRATEGY_OPTIONS, build_parser, dest
 from minigpt.cli.strategies import STRATEGIES, Strategy, strategies_taking
 from minigpt.config import GPT2Config
@@ -34,15 +34,6 @@ def run_least_likely(next_token_logits, run):
     for _ in range(run.max_new_tokens):
         ids.append(int(np.argmin(next_token_logits([ids])[0])))
     return [Hypothesis(ids, len(run.prompt), 0.0)], None
-
-
-def main(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        status = cli.main(list(argv))
-    except SystemExit as e:
-        status = e.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def test_a_new_decoder_is_one_table_entry(monkeypatch, capsys, model_dir):

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 
 import numpy as np
 import pytest
+from dot_reader import parse_dot as read_dot
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -43,26 +43,9 @@ def bigram(seed: int, sharpness: float = 3.0):
     return lambda seqs: table[[s[-1] for s in seqs]]
 
 
-# ----------------------------------------------------------------------- a small DOT reader
-
-
-NODE = re.compile(r"^\s+(n\d+|s\d+r\d+) \[(.*)\];$")
-EDGE = re.compile(r"^\s+(\w+) -> (\w+) \[(.*)\];$")
-ATTR = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|<.*>)')
-
-
-def parse_dot(text: str) -> tuple[dict[str, dict], list[tuple[str, str, dict]]]:
-    """{node id: attributes}, [(tail, head, attributes)] of the DOT our renderers write."""
-    assert text.startswith("digraph ") and text.rstrip().endswith("}")
-    nodes, edges = {}, []
-    for line in text.splitlines():
-        if m := EDGE.match(line):
-            edges.append((m[1], m[2], dict(ATTR.findall(m[3]))))
-        elif m := NODE.match(line):
-            nodes[m[1]] = dict(ATTR.findall(m[2]))
-    for tail, head, _ in edges:
-        assert tail in nodes and head in nodes
-    return nodes, edges
+def parse_dot(text: str):
+    """The tree and bar renderers' nodes are n<k> (tree nodes) and s<step>r<row> (bar tables)."""
+    return read_dot(text, r"n\d+|s\d+r\d+")
 
 
 def is_bold(attrs: dict) -> bool:

@@ -12,6 +12,7 @@ import re
 
 import numpy as np
 import pytest
+from dot_reader import parse_dot
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_render import decode, rendered_counts, require_dot
@@ -24,23 +25,13 @@ from decoding.results import ACCEPTED, REJECTED, UNCHECKED, ResidualProb
 from minigpt import cli
 
 V = 12
-NODE = re.compile(r"^\s+(r\d+(?:d\d+|b|res)?) \[(.*)\];$")
-EDGE = re.compile(r"^\s+(\w+) -> (\w+) \[(.*)\];$")
-ATTR = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|<.*>)')
 FILL = {ACCEPTED: hex_color(GREEN), REJECTED: hex_color(RED), UNCHECKED: GREY}
 
 
-def parse(text: str) -> tuple[dict[str, dict], list[tuple[str, str, dict]]]:
-    """{node id: attributes}, [(tail, head, attributes)] of the DOT rounds_dot writes."""
-    assert text.startswith("digraph ") and text.rstrip().endswith("}")
-    nodes, edges = {}, []
-    for line in text.splitlines():
-        if m := EDGE.match(line):
-            edges.append((m[1], m[2], dict(ATTR.findall(m[3]))))
-        elif m := NODE.match(line):
-            nodes[m[1]] = dict(ATTR.findall(m[2]))
-    assert all(tail in nodes and head in nodes for tail, head, _ in edges)
-    return nodes, edges
+def parse(text: str):
+    """rounds_dot's nodes: r<round> (its label), r<round>d<k> (drafted tokens), r<round>b (the
+    model's own token), r<round>res (a rejection's residual table)."""
+    return parse_dot(text, r"r\d+(?:d\d+|b|res)?")
 
 
 def fill(attrs: dict) -> str:
