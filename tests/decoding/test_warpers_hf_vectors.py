@@ -1,8 +1,8 @@
 """Hugging Face's own unit-test vectors for the warpers and processors, replayed on ours.
 
 The inputs and expected outcomes are the numbers of transformers'
-tests/generation/test_logits_process.py. Where HF's test uses min_tokens_to_keep > 1 (we
-always keep 1), the expectation given is the one HF's comments state for a single kept token.
+tests/generation/test_logits_process.py, min_tokens_to_keep included: where HF's test sets it
+above 1, so do we, and the single-token outcome HF's comments state is checked beside it.
 """
 
 import numpy as np
@@ -89,7 +89,14 @@ def test_top_k_hf_vector():
 
 def test_top_k_keeps_a_uniform_row_whole_hf_vector():
     # HF: "uniform dist is not changed" (all logits tie with the k-th largest)
+    assert not np.isinf(top_k_filter(uniform_logits(2, 5), 1, min_tokens_to_keep=3)).any()
     assert not np.isinf(top_k_filter(uniform_logits(2, 5), 1)).any()
+
+
+def test_top_k_min_tokens_to_keep_overrides_k_hf_vector():
+    # HF: top_k=1 with min_tokens_to_keep=3 on a ramp of 5 keeps 3, so 2 are removed per row
+    out = top_k_filter(ramp(2, 5), 1, min_tokens_to_keep=3)
+    assert np.isinf(out).sum(axis=-1).tolist() == [2, 2]
 
 
 # --- top-p ---------------------------------------------------------------------------------
@@ -111,7 +118,9 @@ def test_top_p_float32_boundary_keeps_exactly_two():
 def test_top_p_extreme_logits_hf_vector():
     scores = ramp(2, 10, shift=5)
     scores[1] *= 100.0
-    # HF: 3 tokens in the first row; the second "would keep only 1" without min_tokens_to_keep=2
+    # HF: 3 tokens in the first row; the second "would keep only 1" but min_tokens_to_keep=2
+    # keeps 2
+    assert (~np.isinf(top_p_filter(scores, 0.9, min_tokens_to_keep=2))).sum(-1).tolist() == [3, 2]
     assert (~np.isinf(top_p_filter(scores, 0.9))).sum(axis=-1).tolist() == [3, 1]
 
 
@@ -134,8 +143,9 @@ def test_min_p_hf_vector():
 def test_min_p_extreme_logits_hf_vector():
     scores = ramp(2, 10, shift=5)
     scores[1] *= 100.0
-    # p = 0.9: the runner-up has e^-1 ~ 0.37 of the top probability, so only the top stays
-    # in both rows (HF's 2 per row comes from its min_tokens_to_keep=2)
+    # p = 0.9: the runner-up has e^-1 ~ 0.37 of the top probability, so only the top passes
+    # in both rows; HF's min_tokens_to_keep=2 keeps the runner-up too
+    assert (~np.isinf(min_p_filter(scores, 0.9, min_tokens_to_keep=2))).sum(-1).tolist() == [2, 2]
     assert (~np.isinf(min_p_filter(scores, 0.9))).sum(axis=-1).tolist() == [1, 1]
 
 
@@ -150,6 +160,8 @@ def test_typical_hf_vector():
 
 
 def test_typical_keeps_a_uniform_row_whole_hf_vector():
+    # HF's setting: mass 0.5, min_tokens_to_keep=3; every gap ties, so all 5 stay either way
+    assert not np.isinf(typical_filter(uniform_logits(2, 5), 0.5, min_tokens_to_keep=3)).any()
     assert not np.isinf(typical_filter(uniform_logits(2, 5), 0.5)).any()
 
 
@@ -158,7 +170,9 @@ def test_typical_extreme_logits_hf_vector():
     scores[1] *= 100.0
     # Row 0 (probabilities ~ e^k): H ~ 1.04 nats; the runner-up's surprise 1.46 is closer to H
     # than the top's 0.46, so it ranks first (mass 0.23), then the top (0.63) crosses 0.7:
-    # 2 tokens. Row 1 is one-hot: 1 token (HF keeps 2 only because of min_tokens_to_keep=2).
+    # 2 tokens. Row 1 is one-hot: 1 token, and 2 with HF's min_tokens_to_keep=2.
+    kept = ~np.isinf(typical_filter(scores, 0.7, min_tokens_to_keep=2))
+    assert kept.sum(axis=-1).tolist() == [2, 2]
     assert (~np.isinf(typical_filter(scores, 0.7))).sum(axis=-1).tolist() == [2, 1]
 
 
