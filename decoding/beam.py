@@ -23,6 +23,7 @@ renormalised afterwards: a beam's score is the sum of these processed log-probs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +37,7 @@ from decoding.common import (
     check_positive_int,
     check_vocab,
 )
+from decoding.outputs import StepOutputs
 from decoding.probs import largest, log_softmax
 from decoding.processors import Processors
 from decoding.recorder import new_trace, record_beam_step, record_stop
@@ -93,6 +95,20 @@ def check_beam_params(
         raise ValueError(f"length_penalty must be a finite number, got {length_penalty!r}")
     if not (early_stopping is True or early_stopping is False or early_stopping == "never"):
         raise ValueError(f'early_stopping must be True, False or "never", got {early_stopping!r}')
+
+
+def check_rules(
+    num_beams, num_return_sequences, length_penalty, early_stopping, max_new_tokens, eos_token_id
+) -> BeamRules:
+    """The checked BeamRules, or a one-line ValueError naming the first bad parameter."""
+    check_beam_params(num_beams, num_return_sequences, length_penalty, early_stopping)
+    return BeamRules(
+        num_beams=int(num_beams),
+        max_new_tokens=check_positive_int("max_new_tokens", max_new_tokens),
+        length_penalty=float(length_penalty),
+        early_stopping=early_stopping,
+        eos_token_id=check_eos(eos_token_id),
+    )
 
 
 def length_penalised(score: float, generated_length: int, length_penalty: float) -> float:
@@ -162,31 +178,53 @@ def why_stop(state: BeamState, step: int, rules: BeamRules) -> str:
     return ""
 
 
+def extend(parent: Beam, b: int, token: int, total: float, scores, model_logp) -> Beam:
+    """Beam b of this step extended by `token`, its cumulative score now `total`; the
+    per-token lists grow by the model's log-prob, the score it was ranked by and b."""
+    return Beam(
+        parent.ids + [token],
+        total,
+        parent.logprob + float(model_logp[b, token]),
+        parent.token_logprobs + [float(model_logp[b, token])],
+        parent.transition_scores + [float(scores[b, token])],
+        parent.beam_indices + [b],
+    )
+
+
+def finish(beam: Beam, prompt_length: int, step: int, rules: BeamRules) -> Hypothesis:
+    """A finished hypothesis, scored sum of its log-probs / generated_length ** penalty."""
+    score = length_penalised(beam.score, step, rules.length_penalty)
+    return Hypothesis(beam.ids, prompt_length, beam.logprob, score, beam.token_logprobs,
+                      beam.transition_scores, beam.beam_indices)  # fmt: skip
+
+
 def advance(
-    state: BeamState, scores: np.ndarray, model_logp: np.ndarray, step: int, rules: BeamRules
+    state: BeamState,
+    scores: np.ndarray,
+    model_logp: np.ndarray,
+    step: int,
+    rules: BeamRules,
+    candidates: list[tuple[int, int, float]],
 ) -> None:
-    """One step of one prompt's search; `scores` and `model_logp` have one row per live beam."""
+    """One step of one prompt's search; `scores` and `model_logp` have one row per live beam,
+    `candidates` are the 2K (beam, token, cumulative score) it ranked, best first."""
     k = rules.num_beams
-    candidates = top_candidates(state.beams, scores, 2 * k)
     live: list[Beam] = []
     offered: list[tuple[int, Hypothesis]] = []  # (rank among the candidates, hypothesis)
     fates = []
     for rank, (b, token, total) in enumerate(candidates):
-        parent = state.beams[b]
-        ids = parent.ids + [token]
-        logprob = parent.logprob + float(model_logp[b, token])
+        child = extend(state.beams[b], b, token, total, scores, model_logp)
         if token == rules.eos_token_id or step == rules.max_new_tokens:
             # At the last step every candidate finishes, EOS or not. Only the first K may:
             # the others were kept as spares for the live beams, and HF never lets a spare
             # become a hypothesis.
             if rank < k:
-                score = length_penalised(total, step, rules.length_penalty)
-                offered.append((rank, Hypothesis(ids, len(state.prompt), logprob, score)))
+                offered.append((rank, finish(child, len(state.prompt), step, rules)))
                 fates.append(FINISHED)
             else:
                 fates.append(TOO_LATE)
         elif len(live) < k:
-            live.append(Beam(ids, total, logprob))
+            live.append(child)
             fates.append(LIVE)
         else:
             fates.append(SPARE)
@@ -199,6 +237,69 @@ def advance(
                      state.finished)  # fmt: skip
     state.beams = live
     state.stop_reason = why_stop(state, step, rules)
+
+
+# How a step's candidates are chosen: (live beams, their scores [beams, V], how many) -> the
+# (beam, token, cumulative score) list, best first. Beam search takes the best; beam sampling
+# (beam_sample.py) draws them.
+PickCandidates = Callable[[list[Beam], np.ndarray, int], list[tuple[int, int, float]]]
+
+
+def run_search(
+    next_token_logits: NextTokenLogits,
+    batch: list[list[int]],
+    rules: BeamRules,
+    processors: Processors,
+    pick: PickCandidates,
+    warp: Callable[[np.ndarray], np.ndarray],
+    decoder: str,
+    trace: bool,
+    outputs: StepOutputs,
+) -> list[BeamState]:
+    """The loop both beam decoders share: ask the model for every live beam of every prompt
+    in one call, turn the logits into log-probs, process (and warp) them, pick candidates,
+    advance each prompt. Returns each prompt's final state."""
+    # The search starts from ONE live beam, the prompt. (HF starts from K copies of it, all but
+    # the first scored -1e9 so they never win; they only differ from us when the vocabulary is
+    # too small to fill 2K candidates, and then they return as placeholder hypotheses.)
+    states = [
+        BeamState(p, [Beam(list(p), 0.0, 0.0)], [], trace=new_trace(trace, decoder, p))
+        for p in batch
+    ]
+    vocab_size = None
+
+    for step in range(1, rules.max_new_tokens + 1):
+        running = [(i, s) for i, s in enumerate(states) if not s.stop_reason]
+        if not running:
+            break
+        sequences = [beam.ids for _, s in running for beam in s.beams]
+        logits = ask_model(next_token_logits, sequences, vocab_size)
+        if vocab_size is None:
+            vocab_size = logits.shape[1]
+            check_vocab(vocab_size, batch, rules.eos_token_id)
+        model_logp = log_softmax(logits)
+        # Beam search processes (and beam sampling warps) LOG-PROBS, not logits, as HF does.
+        scores = warp(processors.apply(model_logp, sequences))
+        start = 0
+        for i, s in running:
+            rows = slice(start, start + len(s.beams))
+            outputs.record(i, list(range(len(s.beams))), scores[rows], logits[rows])
+            candidates = pick(s.beams, scores[rows], 2 * rules.num_beams)
+            advance(s, scores[rows], model_logp[rows], step, rules, candidates)
+            start = rows.stop
+    return states
+
+
+def results_of(
+    states: list[BeamState], num_return_sequences: int, outputs: StepOutputs
+) -> list[Decoded]:
+    """Each prompt's best num_return_sequences hypotheses, with its trace and outputs."""
+    results = []
+    for i, s in enumerate(states):
+        record_stop(s.trace, s.stop_reason)
+        hypotheses = s.finished[:num_return_sequences]
+        results.append(Decoded(s.prompt, hypotheses, s.trace, **outputs.of(i)))
+    return results
 
 
 def beam_search(
@@ -214,13 +315,18 @@ def beam_search(
     repetition_penalty: float | None = None,
     no_repeat_ngram_size: int | None = None,
     trace: bool = False,
+    output_scores: bool = False,
+    output_logits: bool = False,
 ) -> list[Decoded]:
     """The `num_return_sequences` best hypotheses of each prompt, best score first.
 
     Equal to HF `generate(num_beams=..., do_sample=False)` with the same parameters: each
-    Hypothesis.score is HF's `sequences_scores` entry. The live beams of every prompt go to
-    the model in one call per step. Fewer than num_return_sequences come back only when the
-    vocabulary is too small to fill the pool (HF would pad with placeholder sequences).
+    Hypothesis.score is HF's `sequences_scores` entry, its beam_indices HF's row of
+    `beam_indices`. The live beams of every prompt go to the model in one call per step.
+    Fewer than num_return_sequences come back only when the vocabulary is too small to fill
+    the pool (HF would pad with placeholder sequences). output_scores / output_logits keep each
+    step's processed log-probs / raw logits, K rows (beam slots) per step, in Decoded.scores /
+    Decoded.logits.
 
     >>> table = np.log(np.array([[0.1, 0.6, 0.3], [0.5, 0.2, 0.3], [0.2, 0.2, 0.6]]))
     >>> bigram = lambda seqs: table[[s[-1] for s in seqs]]
@@ -229,46 +335,13 @@ def beam_search(
     [[1, 0], [1, 2, 2, 2]]
     """
     batch = as_prompts(prompts)
-    check_beam_params(num_beams, num_return_sequences, length_penalty, early_stopping)
-    rules = BeamRules(
-        num_beams=int(num_beams),
-        max_new_tokens=check_positive_int("max_new_tokens", max_new_tokens),
-        length_penalty=float(length_penalty),
-        early_stopping=early_stopping,
-        eos_token_id=check_eos(eos_token_id),
-    )
+    rules = check_rules(num_beams, num_return_sequences, length_penalty, early_stopping,
+                        max_new_tokens, eos_token_id)  # fmt: skip
     check_context(next_token_logits, batch, rules.max_new_tokens)
     processors = Processors(
         repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size
     )
-    # The search starts from ONE live beam, the prompt. (HF starts from K copies of it, all but
-    # the first scored -1e9 so they never win; they only differ from us when the vocabulary is
-    # too small to fill 2K candidates, and then they return as placeholder hypotheses.)
-    states = [
-        BeamState(p, [Beam(list(p), 0.0, 0.0)], [], trace=new_trace(trace, "beam search", p))
-        for p in batch
-    ]
-    vocab_size = None
-
-    for step in range(1, rules.max_new_tokens + 1):
-        running = [s for s in states if not s.stop_reason]
-        if not running:
-            break
-        sequences = [beam.ids for s in running for beam in s.beams]
-        logits = ask_model(next_token_logits, sequences, vocab_size)
-        if vocab_size is None:
-            vocab_size = logits.shape[1]
-            check_vocab(vocab_size, batch, rules.eos_token_id)
-        model_logp = log_softmax(logits)
-        scores = processors.apply(model_logp, sequences)  # beam search processes log-probs
-        start = 0
-        for s in running:
-            rows = slice(start, start + len(s.beams))
-            advance(s, scores[rows], model_logp[rows], step, rules)
-            start = rows.stop
-
-    results = []
-    for s in states:
-        record_stop(s.trace, s.stop_reason)
-        results.append(Decoded(s.prompt, s.finished[:num_return_sequences], s.trace))
-    return results
+    outputs = StepOutputs(len(batch), rules.num_beams, output_scores, output_logits)
+    states = run_search(next_token_logits, batch, rules, processors, top_candidates,
+                        lambda scores: scores, "beam search", trace, outputs)  # fmt: skip
+    return results_of(states, num_return_sequences, outputs)

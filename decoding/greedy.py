@@ -24,6 +24,7 @@ from decoding.common import (
     check_positive_int,
     processed_logits,
 )
+from decoding.outputs import StepOutputs
 from decoding.probs import log_softmax
 from decoding.processors import Processors
 from decoding.recorder import new_trace, record_row, record_stop
@@ -40,6 +41,8 @@ def greedy_search(
     no_repeat_ngram_size: int | None = None,
     trace: bool = False,
     on_token: OnToken | None = None,
+    output_scores: bool = False,
+    output_logits: bool = False,
 ) -> list[Decoded]:
     """Extend each prompt by its argmax token until EOS (kept) or `max_new_tokens`.
 
@@ -47,6 +50,8 @@ def greedy_search(
     go to the model in one call. Returns one Decoded per prompt with a single Hypothesis.
     Equal to HF `generate(do_sample=False, num_beams=1)`, ties going to the lowest token id.
     `on_token(i, token)` is called as soon as prompt i's next token is chosen (for streaming).
+    output_scores / output_logits keep each step's processed / raw logits in Decoded.scores /
+    Decoded.logits, as HF's generate(output_scores=True, output_logits=True).
 
     >>> table = np.log(np.array([[0.1, 0.6, 0.3], [0.5, 0.2, 0.3], [0.2, 0.2, 0.6]]))
     >>> bigram = lambda seqs: table[[s[-1] for s in seqs]]
@@ -67,6 +72,12 @@ def greedy_search(
     logprobs = [0.0] * len(batch)  # sum of the model's log-probs of the generated tokens
     stopped = [""] * len(batch)  # why each prompt stopped ("" while it runs)
     traces = [new_trace(trace, "greedy search", p) for p in batch]  # None each, untraced
+    outputs = StepOutputs(len(batch), 1, output_scores, output_logits)
+    # Per generated token: the model's log-prob, and the processed logit it was chosen by
+    # (HF's greedy `scores` are processed LOGITS, not log-probs: its transition scores are
+    # these numbers, and only normalize_logits=True turns them into log-probs).
+    token_logprobs = [[] for _ in batch]
+    transition_scores = [[] for _ in batch]
     vocab_size = None
 
     for step in range(1, max_new_tokens + 1):
@@ -83,8 +94,11 @@ def greedy_search(
         for row, i in enumerate(live):
             token = int(tokens[row])
             record_row(traces[i], step, 0, sequences[i], scores[row], model_logp[row], [token])
+            outputs.record(i, [0], scores[row : row + 1], logits[row : row + 1])
             sequences[i].append(token)
             logprobs[i] += float(model_logp[row, token])
+            token_logprobs[i].append(float(model_logp[row, token]))
+            transition_scores[i].append(float(scores[row, token]))
             if on_token is not None:
                 on_token(i, token)
             if token == eos:
@@ -92,7 +106,8 @@ def greedy_search(
 
     results = []
     for i, prompt in enumerate(batch):
-        hypothesis = Hypothesis(sequences[i], len(prompt), logprobs[i])
+        hypothesis = Hypothesis(sequences[i], len(prompt), logprobs[i], None, token_logprobs[i],
+                                transition_scores[i])  # fmt: skip
         record_stop(traces[i], stopped[i] or "reached max_new_tokens")
-        results.append(Decoded(prompt, [hypothesis], traces[i]))
+        results.append(Decoded(prompt, [hypothesis], traces[i], **outputs.of(i)))
     return results

@@ -35,12 +35,27 @@ class Hypothesis:
                    generated_length ** length_penalty, the number beams are ranked by (HF's
                    `sequences_scores`). The tree search's best leaf: the seed post's score.
                    None for greedy search and sampling.
+    token_logprobs:    one per generated token: the model's raw log-prob of it (so `logprob`
+                   is their sum, added in this order).
+    transition_scores: one per generated token: what HF's `compute_transition_scores(...,
+                   normalize_logits=False)` gives for it, i.e. the token's entry in the scores
+                   the decoder chose from: processed logits (greedy search), processed and
+                   warped logits (sampling), processed (and, beam sampling, warped) log-probs
+                   (beam search, whose `score` is their float32 sum / length ** penalty).
+    beam_indices:  beam search only: for each generated token, the slot (0..K-1) of the live
+                   beam it extended at that step, HF's `beam_indices` row. Empty otherwise.
+    (These three stay empty for the tree search, which records none of them.)
     """
 
     ids: list[int]
     prompt_length: int
     logprob: float
     score: float | None = None
+    # Equality is about what was decoded (ids and the sums). These per-token records are
+    # detail some decoders do not keep (tree search, assisted decoding), so they stay out of it.
+    token_logprobs: list[float] = field(default_factory=list, compare=False)
+    transition_scores: list[float] = field(default_factory=list, compare=False)
+    beam_indices: list[int] = field(default_factory=list, compare=False)
 
     @property
     def new_ids(self) -> list[int]:
@@ -60,11 +75,17 @@ class Beam:
 
     score is the sum of the processed log-probs (what beam search ranks by, no length
     penalty yet); logprob the sum of the raw model log-probs. Equal without processors.
+    The three lists grow by one per generated token, as Hypothesis's do, which inherits them.
     """
 
     ids: list[int]
     score: float
     logprob: float
+    # Equality is about what was decoded (ids and the sums). These per-token records are
+    # detail some decoders do not keep (tree search, assisted decoding), so they stay out of it.
+    token_logprobs: list[float] = field(default_factory=list, compare=False)
+    transition_scores: list[float] = field(default_factory=list, compare=False)
+    beam_indices: list[int] = field(default_factory=list, compare=False)
 
     def __str__(self) -> str:
         return f"score {self.score:.4f}  {self.ids}"
@@ -166,8 +187,10 @@ class Step:
             [RowStep.from_json(row) for row in data["rows"]],
             [BeamCandidate(c["beam"], c["token"], number(c["score"]), c["fate"])
              for c in data["candidates"]],
-            [Beam(b["ids"], number(b["score"]), number(b["logprob"])) for b in data["beams"]],
-            [Hypothesis(h["ids"], h["prompt_length"], number(h["logprob"]), number(h["score"]))
+            [Beam(b["ids"], number(b["score"]), number(b["logprob"]), *per_token(b))
+             for b in data["beams"]],
+            [Hypothesis(h["ids"], h["prompt_length"], number(h["logprob"]), number(h["score"]),
+                        *per_token(h))
              for h in data["finished"]],
         )  # fmt: skip
 
@@ -325,12 +348,25 @@ class AssistStats:
 @dataclass
 class Decoded:
     """Everything a decoder produced for one prompt. `assistant`: the assisted decoders' stats,
-    None for every other decoder."""
+    None for every other decoder.
+
+    scores, logits: HF's `output_scores` / `output_logits`, filled only when the decoder was
+    called with those keywords (a float32 [V] row per step per sequence is big: 200 KB for
+    GPT-2). One float32 array [rows, V] per step: the scores the decoder chose from (as in
+    `Hypothesis.transition_scores`) and the model's raw logits. Rows are greedy search's one
+    sequence, sampling's samples in order, beam search's K beam slots (the live beams best
+    first, which `Hypothesis.beam_indices` point into), for every step this prompt ran. A row
+    minigpt never computed is NaN: a sample that had stopped, a beam slot that was empty (at
+    step 1 there is only the prompt; HF fills the other K - 1 rows with copies of it).
+    decoding/transition_scores.py reads them as HF does.
+    """
 
     prompt: list[int]
     hypotheses: list[Hypothesis]
     trace: Trace | None = field(default=None, repr=False)
     assistant: AssistStats | None = None
+    scores: list | None = field(default=None, repr=False, compare=False)
+    logits: list | None = field(default=None, repr=False, compare=False)
 
     @property
     def best(self) -> Hypothesis:
@@ -351,6 +387,16 @@ def json_safe(value):
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     return value
+
+
+def per_token(data: dict) -> tuple[list, list, list]:
+    """A Beam's or Hypothesis's per-token lists from JSON (a trace written before they
+    existed has none)."""
+    return (
+        [number(x) for x in data.get("token_logprobs", [])],
+        [number(x) for x in data.get("transition_scores", [])],
+        list(data.get("beam_indices", [])),
+    )
 
 
 def number(value: float | None) -> float:

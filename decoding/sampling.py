@@ -26,6 +26,7 @@ from decoding.common import (
     check_positive_int,
     processed_logits,
 )
+from decoding.outputs import StepOutputs
 from decoding.probs import log_softmax, softmax
 from decoding.processors import Processors
 from decoding.recorder import new_trace, record_row, record_stop
@@ -67,6 +68,8 @@ def sample(
     eos_token_id: int | None = None,
     trace: bool = False,
     on_token: OnToken | None = None,
+    output_scores: bool = False,
+    output_logits: bool = False,
 ) -> list[Decoded]:
     """Draw `num_return_sequences` independent continuations of each prompt.
 
@@ -76,6 +79,8 @@ def sample(
     and samples in order within a prompt, so a seeded run reproduces exactly.
     `on_token(r, token)` is called as soon as row r draws its next token, where row r is
     sample r % num_return_sequences of prompt r // num_return_sequences (for streaming).
+    output_scores / output_logits keep each step's warped / raw logits, one row per sample, in
+    Decoded.scores / Decoded.logits (HF's scores of sampling are after processors AND warpers).
 
     >>> fixed = lambda seqs: np.tile(np.log([0.1, 0.2, 0.7]), (len(seqs), 1))
     >>> run = lambda seed: sample(fixed, [0], rng=np.random.default_rng(seed), max_new_tokens=4)
@@ -104,6 +109,9 @@ def sample(
     logprobs = [0.0] * len(owner)
     stopped = [""] * len(owner)
     traces = [new_trace(trace, "sampling", p) for p in batch]  # None each, untraced
+    outputs = StepOutputs(len(batch), n_samples, output_scores, output_logits)
+    token_logprobs = [[] for _ in owner]  # the model's log-prob of each generated token
+    transition_scores = [[] for _ in owner]  # its warped logit: what HF's scores hold
     vocab_size = None
 
     for step in range(1, max_new_tokens + 1):
@@ -118,6 +126,10 @@ def sample(
         probs = softmax(warped)
         model_logp = log_softmax(logits)
         uniforms = rng.random(len(live))
+        for i in sorted(set(owner[r] for r in live)):
+            rows = [row for row, r in enumerate(live) if owner[r] == i]
+            slots = [live[row] - i * n_samples for row in rows]
+            outputs.record(i, slots, warped[rows], logits[rows])
 
         for row, r in enumerate(live):
             token = draw(probs[row], uniforms[row])
@@ -126,6 +138,8 @@ def sample(
                        model_logp[row], [token], warp_steps, row)  # fmt: skip
             sequences[r].append(token)
             logprobs[r] += float(model_logp[row, token])
+            token_logprobs[r].append(float(model_logp[row, token]))
+            transition_scores[r].append(float(warped[row, token]))
             if on_token is not None:
                 on_token(r, token)
             if token == eos:
@@ -134,8 +148,9 @@ def sample(
     results = []
     for i, prompt in enumerate(batch):
         rows = range(i * n_samples, (i + 1) * n_samples)
-        hypotheses = [Hypothesis(sequences[r], len(prompt), logprobs[r]) for r in rows]
+        hypotheses = [Hypothesis(sequences[r], len(prompt), logprobs[r], None, token_logprobs[r],
+                                 transition_scores[r]) for r in rows]  # fmt: skip
         at_eos = sum(stopped[r] == "EOS" for r in rows)
         record_stop(traces[i], f"{at_eos} of {n_samples} samples stopped at EOS")
-        results.append(Decoded(prompt, hypotheses, traces[i]))
+        results.append(Decoded(prompt, hypotheses, traces[i], **outputs.of(i)))
     return results
