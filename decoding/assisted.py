@@ -43,9 +43,9 @@ own token (drawn even when the text ends at an EOS before it).
 
 HF generate(assistant_model=..., prompt_lookup_num_tokens=...) does the same (utils.py:
 _assisted_decoding, _speculative_sampling); its differences are in `DraftModel` and `lookup`
-(decoding/drafters.py), plus one: HF's draft model stops drafting early when its own
-probability of the token it chose falls below assistant_confidence_threshold (0.4 by
-default). That changes how many tokens are drafted, never which tokens are generated.
+(decoding/drafters.py). A draft model stops a round early after a token it doubts, as HF's
+does (assistant_confidence_threshold, 0.4 by default): that changes how many tokens are
+drafted, never which tokens are generated.
 """
 
 from __future__ import annotations
@@ -133,6 +133,7 @@ def assisted_greedy_search(
     assistant_model: NextTokenLogits | None = None,
     num_assistant_tokens: int | None = None,
     num_assistant_tokens_schedule: str | None = None,
+    assistant_confidence_threshold: float | None = None,
     prompt_lookup_num_tokens: int | None = None,
     max_matching_ngram_size: int | None = None,
     eos_token_id: int | None = None,
@@ -145,7 +146,9 @@ def assisted_greedy_search(
 
     Give either `assistant_model` (a second next_token_logits callable with the same
     vocabulary; it drafts `num_assistant_tokens`, default 20, by greedy search, with the
-    schedule "constant" or "heuristic") or `prompt_lookup_num_tokens` (draft that many tokens
+    schedule "constant" or "heuristic", ending a round early after a token whose probability
+    under the draft model is below `assistant_confidence_threshold`, default 0.4, as in HF; 0
+    turns that off) or `prompt_lookup_num_tokens` (draft that many tokens
     by prompt lookup, matching n-grams of up to `max_matching_ngram_size`, default 2).
     Each Decoded's `assistant` says how many rounds ran and how many drafted tokens were kept.
     Prompts run one after the other; `on_token(i, token)` as in greedy_search.
@@ -166,7 +169,10 @@ def assisted_greedy_search(
 
     def pick(logits: np.ndarray, sequence: list[int]):  # the draft model's greedy step
         scores = processors.apply(logits[None], [sequence])[0]
-        return (int(np.argmax(scores)) if scores.max() > -np.inf else -1), None
+        if scores.max() == -np.inf:
+            return -1, None, 0.0
+        token = int(np.argmax(scores))
+        return token, None, float(softmax(scores)[token])  # its confidence in its argmax
 
     def verify(logits: np.ndarray, sequence: list[int], drafted: int | None, q):
         """The model's token after `sequence`, and whether it is the drafted one."""
@@ -176,7 +182,8 @@ def assisted_greedy_search(
         return Check(token == drafted, token, scores[0])
 
     drafter_args = (assistant_model, num_assistant_tokens, num_assistant_tokens_schedule,
-                    prompt_lookup_num_tokens, max_matching_ngram_size)  # fmt: skip
+                    assistant_confidence_threshold, prompt_lookup_num_tokens,
+                    max_matching_ngram_size)  # fmt: skip
     check_assistant(next_token_logits, assistant_model, batch, max_new_tokens)
     results = []
     for i, prompt in enumerate(batch):
@@ -201,6 +208,7 @@ def assisted_sample(
     assistant_model: NextTokenLogits | None = None,
     num_assistant_tokens: int | None = None,
     num_assistant_tokens_schedule: str | None = None,
+    assistant_confidence_threshold: float | None = None,
     prompt_lookup_num_tokens: int | None = None,
     max_matching_ngram_size: int | None = None,
     temperature: float = 1.0,
@@ -225,8 +233,9 @@ def assisted_sample(
     >>> fixed = lambda seqs: np.tile(np.log([0.1, 0.2, 0.7]), (len(seqs), 1))
     >>> run = lambda seed: assisted_sample(fixed, [0], rng=np.random.default_rng(seed),
     ...                                    max_new_tokens=8, assistant_model=fixed)[0]
-    >>> run(7).best.new_ids == run(7).best.new_ids, run(7).assistant.accepted  # q = p: all kept
-    (True, 7)
+    >>> stats = run(7).assistant  # q = p: every drafted token is kept
+    >>> run(7).best.new_ids == run(7).best.new_ids, stats.accepted == stats.drafted
+    (True, True)
     """
     batch = as_prompts(prompts)
     if not isinstance(rng, np.random.Generator):
@@ -251,9 +260,10 @@ def assisted_sample(
 
     def pick(logits: np.ndarray, sequence: list[int]):  # the draft model's sampling step
         if processors.apply(logits[None], [sequence]).max() == -np.inf:
-            return -1, None  # every token banned here: stop drafting
+            return -1, None, 0.0  # every token banned here: stop drafting
         _, _, q = distribution(logits, sequence)
-        return draw(q, rng.random()), q
+        token = draw(q, rng.random())
+        return token, q, float(q[token])
 
     def verify(logits: np.ndarray, sequence: list[int], drafted: int | None, q):
         """Keep the drafted token with probability min(1, p/q); else the model's own draw."""
@@ -268,7 +278,8 @@ def assisted_sample(
         return Check(False, draw(rest, rng.random()), warped[0], steps, uniform, q, rest)
 
     drafter_args = (assistant_model, num_assistant_tokens, num_assistant_tokens_schedule,
-                    prompt_lookup_num_tokens, max_matching_ngram_size)  # fmt: skip
+                    assistant_confidence_threshold, prompt_lookup_num_tokens,
+                    max_matching_ngram_size)  # fmt: skip
     check_assistant(next_token_logits, assistant_model, batch, max_new_tokens)
     results = []
     for i, prompt in enumerate(batch):
@@ -359,7 +370,8 @@ def assisted_run(
 
 
 def make_drafter(
-    assistant_model, num_tokens, schedule, lookup_tokens, max_ngram, pick, processors, eos
+    assistant_model, num_tokens, schedule, threshold, lookup_tokens, max_ngram, pick, processors,
+    eos,
 ):
     """The drafter the options ask for: a DraftModel or a PromptLookup, never both."""
     if (assistant_model is None) == (lookup_tokens is None):
@@ -370,7 +382,8 @@ def make_drafter(
         )
     if assistant_model is None:
         for name, value in [("num_assistant_tokens", num_tokens),
-                            ("num_assistant_tokens_schedule", schedule)]:  # fmt: skip
+                            ("num_assistant_tokens_schedule", schedule),
+                            ("assistant_confidence_threshold", threshold)]:  # fmt: skip
             if value is not None:
                 raise ValueError(
                     f"{name} is for assistant_model; prompt lookup drafts "
@@ -380,6 +393,8 @@ def make_drafter(
     if max_ngram is not None:
         raise ValueError("max_matching_ngram_size is for prompt_lookup_num_tokens")
     args = {} if num_tokens is None else {"num_tokens": num_tokens}
+    if threshold is not None:
+        args["confidence_threshold"] = threshold
     return DraftModel(assistant_model, pick, eos, schedule=schedule or "constant", **args)
 
 

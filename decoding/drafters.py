@@ -24,11 +24,14 @@ import numpy as np
 from decoding.common import NextTokenLogits, ask_model, check_positive_int
 from decoding.processors import Processors, banned_ngram_tokens
 
-# A draft model's choice at one step: (raw logits [V], the sequence so far) -> (token, q), where
-# q is the distribution the token was drawn from (sampling), or None (greedy: the argmax).
-Pick = Callable[[np.ndarray, list[int]], tuple[int, np.ndarray | None]]
+# A draft model's choice at one step: (raw logits [V], the sequence so far) -> (token, q,
+# confidence), where q is the distribution the token was drawn from (sampling), or None
+# (greedy: the argmax), and confidence the draft's own probability of the token: softmax of
+# its processed (and, when sampling, warped) scores at the token.
+Pick = Callable[[np.ndarray, list[int]], tuple[int, np.ndarray | None, float]]
 
 DEFAULT_NUM_ASSISTANT_TOKENS = 20  # HF's num_assistant_tokens
+DEFAULT_CONFIDENCE_THRESHOLD = 0.4  # HF's assistant_confidence_threshold
 SCHEDULES = ("constant", "heuristic")
 
 
@@ -52,6 +55,13 @@ class DraftModel:
     was accepted and takes 1 away otherwise, never going below 1. (HF's "heuristic" also carries
     the number over to the next `generate` call on the same assistant; here every decoder call
     starts again from `num_tokens`, which is what HF calls "heuristic_transient".)
+
+    A round also ends early after a token the draft model itself doubts: one whose confidence
+    (its own probability of the token) is below `confidence_threshold`, HF's
+    assistant_confidence_threshold, 0.4 by default; 0 turns this off. The doubted token is
+    still proposed: HF checks its stopping criteria after appending a token. (HF also re-tunes
+    the threshold after every round, from a ROC curve of past confidences and acceptances,
+    but only when scikit-learn is installed; without it, as here, the threshold stays fixed.)
     """
 
     def __init__(
@@ -61,8 +71,10 @@ class DraftModel:
         eos_token_id: int | None,
         num_tokens: int = DEFAULT_NUM_ASSISTANT_TOKENS,
         schedule: str = "constant",
+        confidence_threshold: float = DEFAULT_CONFIDENCE_THRESHOLD,
     ) -> None:
         self.num_tokens = check_positive_int("num_assistant_tokens", num_tokens)
+        self.threshold = check_threshold(confidence_threshold)
         if schedule not in SCHEDULES:
             raise ValueError(
                 f"num_assistant_tokens_schedule must be one of {', '.join(SCHEDULES)}, "
@@ -72,21 +84,22 @@ class DraftModel:
         self.vocab_size: int | None = None  # the draft model's, known after its first call
 
     def propose(self, sequence: list[int], limit: int) -> Draft:
-        """Up to min(num_tokens, limit) tokens, one draft-model call each; stops after EOS, or
-        before a position where the processors banned every token."""
+        """Up to min(num_tokens, limit) tokens, one draft-model call each; stops after EOS, after
+        a token whose confidence is below the threshold, or before a position where the
+        processors banned every token."""
         tokens: list[int] = []
         dists: list[np.ndarray] = []
         while len(tokens) < min(self.num_tokens, limit):
             so_far = sequence + tokens
             logits = ask_model(self.model, [so_far], self.vocab_size)[0]
             self.vocab_size = len(logits)
-            token, q = self.pick(logits, so_far)
+            token, q, confidence = self.pick(logits, so_far)
             if token < 0:  # nothing left to choose: let the target decide from here
                 break
             tokens.append(token)
             if q is not None:
                 dists.append(q)
-            if token == self.eos:
+            if token == self.eos or confidence < self.threshold:
                 break
         return Draft(tokens, dists if dists else None)
 
@@ -96,6 +109,16 @@ class DraftModel:
                 self.num_tokens += 2
             else:
                 self.num_tokens = max(1, self.num_tokens - 1)
+
+
+def check_threshold(threshold: object) -> float:
+    """assistant_confidence_threshold: a number in [0, 1] (0: never stop a draft early)."""
+    ok = isinstance(threshold, (int, float, np.floating)) and not isinstance(threshold, bool)
+    if not (ok and 0 <= threshold <= 1):
+        raise ValueError(
+            f"assistant_confidence_threshold must be a number in [0, 1], got {threshold!r}"
+        )
+    return float(threshold)
 
 
 class PromptLookup:

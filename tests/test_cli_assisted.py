@@ -21,7 +21,8 @@ DRAFT = GPT2Config(n_layer=1, n_head=2, n_embd=16, n_positions=64)
 OTHER_VOCAB = GPT2Config(n_layer=1, n_head=2, n_embd=16, n_positions=64, vocab_size=300,
                          bos_token_id=299, eos_token_id=299)  # fmt: skip
 ASSIST_FLAGS = ["--assistant-model", "--num-assistant-tokens", "--num-assistant-tokens-schedule",
-                "--prompt-lookup-num-tokens", "--max-matching-ngram-size"]  # fmt: skip
+                "--assistant-confidence-threshold", "--prompt-lookup-num-tokens",
+                "--max-matching-ngram-size"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +45,8 @@ ASSISTED = {
     "draft model": lambda d: ["--assistant-model", str(d["draft"]), "--num-assistant-tokens", "3"],
     "itself, heuristic": lambda d: ["--assistant-model", str(d["target"]),
                                     "--num-assistant-tokens-schedule", "heuristic"],
+    "itself, never doubting": lambda d: ["--assistant-model", str(d["target"]),
+                                         "--assistant-confidence-threshold", "0"],
     "prompt lookup": lambda d: ["--prompt-lookup-num-tokens", "4",
                                 "--max-matching-ngram-size", "1"],
 }  # fmt: skip
@@ -101,6 +104,11 @@ BAD = {
                           "--max-matching-ngram-size is for --prompt-lookup-num-tokens"),
     "tokens for lookup": (["--prompt-lookup-num-tokens", "2", "--num-assistant-tokens", "2"],
                           "--num-assistant-tokens is for --assistant-model"),
+    "threshold 1.5": (["--assistant-model", "DRAFT", "--assistant-confidence-threshold", "1.5"],
+                      "--assistant-confidence-threshold must be a number in [0, 1]"),
+    "threshold for lookup": (["--prompt-lookup-num-tokens", "2",
+                              "--assistant-confidence-threshold", "0.5"],
+                             "--assistant-confidence-threshold is for --assistant-model"),
     "other vocabulary": (["--assistant-model", "OTHER"], "--assistant-model"),
     "no such model": (["--assistant-model", "/no/such/dir"], "--assistant-model: no such"),
     "beam": (["--strategy", "beam", "--prompt-lookup-num-tokens", "3"],

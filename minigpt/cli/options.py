@@ -121,6 +121,8 @@ STRATEGY_OPTIONS = [
     ("--num-assistant-tokens-schedule", {"choices": ("constant", "heuristic"),
                                          "metavar": "{constant,heuristic}"},
      "keep N (default), or +2 after a round all accepted, else -1"),
+    ("--assistant-confidence-threshold", {"type": float, "metavar": "C"},
+     "end a round after a guess the draft gives p < C (default 0.4)"),
     ("--prompt-lookup-num-tokens", {"type": int, "metavar": "N"},
      "guess N tokens by finding the last tokens earlier in the text"),
     ("--max-matching-ngram-size", {"type": int, "metavar": "N"},

@@ -153,7 +153,8 @@ def check_tree_size(branching: int, depth: int) -> None:
 PROCESSORS = {"repetition_penalty": None, "no_repeat_ngram_size": None}
 # Assisted decoding (decoding/assisted.py): greedy search and sampling, with a drafter.
 ASSISTANCE = {"assistant_model": None, "num_assistant_tokens": None,
-              "num_assistant_tokens_schedule": None, "prompt_lookup_num_tokens": None,
+              "num_assistant_tokens_schedule": None, "assistant_confidence_threshold": None,
+              "prompt_lookup_num_tokens": None,
               "max_matching_ngram_size": None}  # fmt: skip
 WARPERS = {"temperature": 1.0, "top_k": None, "top_p": None, "min_p": None, "typical_p": None}
 

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from decoding import (
+    DraftModel,
     Warpers,
     assisted_greedy_search,
     assisted_sample,
@@ -158,7 +159,8 @@ def test_the_models_own_positions_method_is_used_when_it_has_one():
             return table([sequence[: len(sequence) - n + i] for i in range(n + 1)])
 
     model = Verifier()
-    (out,) = assisted_greedy_search(model, [0, 1], max_new_tokens=8, assistant_model=table)
+    (out,) = assisted_greedy_search(model, [0, 1], max_new_tokens=8, assistant_model=table,
+                                    assistant_confidence_threshold=0)  # fmt: skip
     assert len(model.calls) == out.assistant.rounds == 1  # the draft is the model: all kept
     assert model.calls[0][1] == 7
     assert out.best.ids == greedy_search(table, [0, 1], max_new_tokens=8)[0].best.ids
@@ -170,7 +172,7 @@ def test_the_heuristic_schedule_grows_after_full_acceptance_and_shrinks_otherwis
     # The model as its own draft: every round fully accepted, so 2, 4, 6, 8, 10 drafted tokens
     # (+1 of the model's own each: 3 + 5 + 7 + 9 + 11 = 35), then the last 5 of 40: 4 + 1.
     (out,) = assisted_greedy_search(target, [0], max_new_tokens=40, assistant_model=target,
-                                    num_assistant_tokens=2,
+                                    num_assistant_tokens=2, assistant_confidence_threshold=0,
                                     num_assistant_tokens_schedule="heuristic")  # fmt: skip
     assert out.assistant.drafted == 2 + 4 + 6 + 8 + 10 + 4
     assert out.assistant.rounds == 6
@@ -457,3 +459,46 @@ def test_the_draft_models_context_is_checked_at_the_door():
     target = toy_model("bigram", 4, 0)
     with pytest.raises(ValueError, match="assistant model's context of 5"):
         assisted_greedy_search(target, [1, 2, 3], max_new_tokens=4, assistant_model=Short())
+
+
+def test_a_round_ends_after_a_token_the_draft_model_doubts():
+    """HF's assistant_confidence_threshold: the draft proposes a token whose own probability
+    is below the threshold, then stops; 0 turns the early stop off."""
+    V = 4
+    # Bigram draft 0 -> 1 -> 2 -> 3 -> 0; after 2 its argmax 3 has probability 0.3, else 0.9.
+    probs = np.full((V, V), 0.1 / 3)
+    for a in range(V):
+        probs[a, (a + 1) % V] = 0.9
+    probs[2] = [0.25, 0.25, 0.2, 0.3]
+    table = np.log(probs).astype(np.float32)
+    draft = lambda seqs: table[[s[-1] for s in seqs]]  # noqa: E731
+
+    def pick(logits, sequence):  # greedy, confident as assisted_greedy_search's pick
+        token = int(np.argmax(logits))
+        return token, None, float(softmax(logits)[token])
+
+    def proposed(**threshold):
+        return DraftModel(draft, pick, None, num_tokens=5, **threshold).propose([0], 5).tokens
+
+    assert proposed() == proposed(confidence_threshold=0.4) == [1, 2, 3]  # 3 doubted, still in
+    assert proposed(confidence_threshold=0.29) == [1, 2, 3, 0, 1]
+    assert proposed(confidence_threshold=0) == [1, 2, 3, 0, 1]
+    assert proposed(confidence_threshold=0.95) == [1]
+    # In a whole run: the same tokens; fewer drafted tokens and more rounds with the threshold.
+    runs = {t: assisted_greedy_search(draft, [0], max_new_tokens=12, assistant_model=draft,
+                                      num_assistant_tokens=5,
+                                      assistant_confidence_threshold=t)[0]
+            for t in (0, 0.4)}  # fmt: skip
+    assert runs[0].best.ids == runs[0.4].best.ids
+    assert runs[0].assistant.rounds < runs[0.4].assistant.rounds, runs
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, "0.4", True, float("nan")])
+def test_the_confidence_threshold_is_checked(bad):
+    table = lambda seqs: np.zeros((len(seqs), 3), np.float32)  # noqa: E731
+    with pytest.raises(ValueError, match="assistant_confidence_threshold must be a number in"):
+        assisted_greedy_search(table, [0], max_new_tokens=3, assistant_model=table,
+                               assistant_confidence_threshold=bad)  # fmt: skip
+    with pytest.raises(ValueError, match="assistant_confidence_threshold is for assistant_model"):
+        assisted_greedy_search(table, [0], max_new_tokens=3, prompt_lookup_num_tokens=2,
+                               assistant_confidence_threshold=0.5)  # fmt: skip

@@ -85,12 +85,60 @@ def cut(ids: list[int], prompt_length: int, eos: int | None) -> list[int]:
     return ids[:prompt_length] + new
 
 
-def configure_assistant(hf_draft, num_tokens: int, schedule: str) -> None:
+def configure_assistant(hf_draft, num_tokens: int, schedule: str, threshold: float = 0.0) -> None:
     """HF reads these from the assistant's own generation config (and "heuristic" writes the
     final count back there); a threshold of 0 turns off its early stop on low confidence."""
     hf_draft.generation_config.num_assistant_tokens = num_tokens
     hf_draft.generation_config.num_assistant_tokens_schedule = schedule
-    hf_draft.generation_config.assistant_confidence_threshold = 0.0
+    hf_draft.generation_config.assistant_confidence_threshold = threshold
+
+
+class ForwardCounter:
+    """Counts a HF model's forward calls: the target's are assisted decoding's rounds, the
+    assistant's its drafted tokens (one forward per drafted token)."""
+
+    def __init__(self, hf):
+        self.calls = 0
+        hf.register_forward_hook(self.count)
+
+    def count(self, module, args, output):
+        self.calls += 1
+
+
+@pytest.mark.parametrize("threshold", [0.4, 0.8])
+@pytest.mark.parametrize("draft", ["random", "early", "same"])
+def test_the_confidence_threshold_drafts_as_many_tokens_as_hf(pairs, draft, threshold,
+                                                              monkeypatch):  # fmt: skip
+    """assistant_confidence_threshold: the same rounds and the same number of drafted tokens
+    as HF, counted as forward calls of HF's target and draft. HF re-tunes the threshold after
+    every round when scikit-learn is installed; without it the threshold is fixed, as ours."""
+    from transformers.generation import candidate_generator
+
+    monkeypatch.setattr(candidate_generator, "is_sklearn_available", lambda: False)
+    (target, hf_target), (small, hf_small) = pairs["target"], pairs[draft]
+    rounds, drafted = ForwardCounter(hf_target), ForwardCounter(hf_small)
+    doubted = 0
+    for prompt in PROMPTS:
+        configure_assistant(hf_small, 6, "constant", threshold)
+        before = rounds.calls, drafted.calls
+        theirs = cut(hf_assisted(hf_target, prompt, 24, None, assistant_model=hf_small),
+                     len(prompt), None)  # fmt: skip
+        (ours,) = assisted_greedy_search(
+            NextTokenLogits(target), prompt, max_new_tokens=24,
+            assistant_model=NextTokenLogits(small), num_assistant_tokens=6,
+            assistant_confidence_threshold=threshold,
+        )  # fmt: skip
+        (full,) = assisted_greedy_search(
+            NextTokenLogits(target), prompt, max_new_tokens=24,
+            assistant_model=NextTokenLogits(small), num_assistant_tokens=6,
+            assistant_confidence_threshold=0,
+        )  # fmt: skip
+        hf_stats = (rounds.calls - before[0], drafted.calls - before[1])
+        print(f"{draft} {threshold} {prompt}: ours {ours.assistant}, HF rounds/drafted {hf_stats}")
+        assert ours.best.ids == theirs
+        assert (ours.assistant.rounds, ours.assistant.drafted) == hf_stats
+        doubted += full.assistant.drafted - ours.assistant.drafted
+    assert doubted > 0  # the threshold did cut some drafts short: the test can tell
 
 
 @pytest.mark.parametrize("draft", ["random", "early", "same"])
