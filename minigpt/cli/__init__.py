@@ -25,6 +25,7 @@ import sys
 from typing import TextIO
 
 from minigpt.cli.demo import demo
+from minigpt.cli.explore import explore
 from minigpt.cli.generate import generate
 from minigpt.cli.options import build_parser, early_stopping_arg, eos_arg, prompt_ids_arg
 from minigpt.cli.score import score
@@ -41,7 +42,8 @@ def download(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return downloader.command(args, out, err)
 
 
-COMMANDS = {"generate": generate, "score": score, "demo": demo, "download": download}
+COMMANDS = {"generate": generate, "score": score, "demo": demo, "download": download,
+            "explore": explore}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

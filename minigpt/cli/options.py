@@ -201,4 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="environment: " + downloader.ENVIRONMENT,
     )
     downloader.add_arguments(fetch)
+    from minigpt.cli.explore import add_explore_arguments
+
+    add_explore_arguments(commands.add_parser("explore", help="step through decoders in a web page"))
     return parser
