@@ -44,6 +44,7 @@ from decoding.drafters import DraftModel, PromptLookup
 from decoding.greedy import greedy_search
 from decoding.results import AssistStats, Beam, Decoded, Hypothesis, Trace
 from decoding.sampling import sample
+from decoding.transition_scores import compute_transition_scores
 from decoding.tree import TreeSearchResult, exhaustive_tree_search
 
 __all__ += [
@@ -51,6 +52,7 @@ __all__ += [
     "sample",
     "beam_search",
     "exhaustive_tree_search",
+    "compute_transition_scores",
     "assisted_greedy_search",
     "assisted_sample",
     "DraftModel",
