@@ -40,6 +40,7 @@ __all__ = [
 # drafter (a small model, or prompt lookup).
 from decoding.assisted import assisted_greedy_search, assisted_sample
 from decoding.beam import beam_search
+from decoding.beam_sample import beam_sample
 from decoding.drafters import DraftModel, PromptLookup
 from decoding.greedy import greedy_search
 from decoding.results import AssistStats, Beam, Decoded, Hypothesis, Trace
@@ -51,6 +52,7 @@ __all__ += [
     "greedy_search",
     "sample",
     "beam_search",
+    "beam_sample",
     "exhaustive_tree_search",
     "compute_transition_scores",
     "assisted_greedy_search",
