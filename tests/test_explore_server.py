@@ -1,0 +1,281 @@
+"""The explorer's server: 127.0.0.1 only, a request means what the same `generate` flags mean,
+bad requests are one-line 400s naming the option, sizes are bounded, runs can be cancelled.
+
+Every answer is compared with `minigpt generate --json --trace FILE` run for the same flags in
+this process: the page shows the CLI's own results, so the two must be equal, field for field.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+import time
+
+import numpy as np
+import pytest
+from cli_runner import run_in_process
+from explore_helpers import call, post, serving
+
+from decoding.greedy import greedy_search
+from minigpt.cli.strategies import STRATEGIES, Strategy, run_greedy
+from minigpt.explore.api import MAX_BODY_BYTES, MAX_PROMPT_TOKENS, CancellableLogits, Cancelled
+from minigpt.explore.server import static_dir
+
+PROMPT = "Once upon a time"
+
+
+@pytest.fixture(scope="module")
+def server():
+    with serving() as (_, server):
+        yield server
+
+
+def cli_answer(capsys, tmp_path, request: dict) -> tuple[dict, dict]:
+    """(--json output, --trace file) of `minigpt generate` with the flags `request` stands for."""
+    argv = ["generate", request["prompt"], "--strategy", request["strategy"], "--json",
+            "--trace", str(tmp_path / "trace.json")]  # fmt: skip
+    if "max_new_tokens" in request:
+        argv += ["--max-new-tokens", str(request["max_new_tokens"])]
+    for name, value in request.get("options", {}).items():
+        argv += ["--" + name.replace("_", "-"), str(value)]
+    status, out, err = run_in_process(capsys, *argv)
+    assert status == 0, err
+    return json.loads(out), json.loads((tmp_path / "trace.json").read_text())
+
+
+# ----------------------------------------------------------------------------- where it listens
+
+
+def other_addresses() -> list[str]:
+    """This machine's IPv4 addresses that are not loopback (there may be none)."""
+    try:
+        infos = socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)
+    except OSError:
+        return []
+    return sorted({info[4][0] for info in infos if not info[4][0].startswith("127.")})
+
+
+def test_the_server_listens_on_127_0_0_1_only(server):
+    assert server.server_address[0] == "127.0.0.1"
+    port = server.server_address[1]
+    for address in other_addresses():
+        with pytest.raises(OSError):
+            socket.create_connection((address, port), timeout=2).close()
+
+
+def test_a_request_for_another_host_name_is_refused(server):
+    # A page elsewhere whose DNS name points at 127.0.0.1 sends its own name as the Host.
+    status, answer = call(server, "GET", "/api/strategies", headers={"Host": "evil.example:80"})
+    assert status == 403 and "127.0.0.1" in answer["error"]
+
+
+# -------------------------------------------------------------------- answers equal the CLI's
+
+REQUESTS = [
+    {"strategy": "greedy", "prompt": PROMPT, "max_new_tokens": 6},
+    {"strategy": "beam", "prompt": PROMPT, "max_new_tokens": 5,
+     "options": {"num_beams": 3, "num_return_sequences": 2, "early_stopping": "never"}},
+    {"strategy": "sample", "prompt": PROMPT, "max_new_tokens": 6,
+     "options": {"seed": 7, "top_k": 9, "top_p": 0.8, "temperature": 1.3}},
+    {"strategy": "tree", "prompt": PROMPT, "max_new_tokens": 3, "options": {"num_beams": 2}},
+    {"strategy": "greedy", "prompt": "a cat and a cat and a", "max_new_tokens": 6,
+     "options": {"prompt_lookup_num_tokens": 3}},
+    {"strategy": "sample", "prompt": PROMPT, "max_new_tokens": 6,
+     "options": {"seed": 3, "assistant_model": "minigpt-tiny-draft", "num_assistant_tokens": 3}},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("request_", REQUESTS, ids=lambda r: f"{r['strategy']}-{r.get('options')}")
+def test_an_answer_is_what_generate_json_and_trace_give(server, capsys, tmp_path, request_):
+    status, answer = post(server, "/api/run", request_)
+    assert status == 200, answer
+    printed, trace_file = cli_answer(capsys, tmp_path, request_)
+    assert answer["prompt_ids"] == printed["prompt_ids"]
+    assert answer["sequences"] == printed["sequences"]
+    assert answer.get("assistant") == printed.get("assistant")
+    assert answer["trace"] == trace_file["trace"]
+    assert answer["strategy"] == trace_file["strategy"]
+    assert trace_file["token_text"].items() <= answer["token_text"].items()
+
+
+def test_values_may_be_typed_as_text_as_the_page_sends_them(server):
+    typed = {"num_beams": "3", "length_penalty": "0.5", "early_stopping": "true"}
+    numbers = {"num_beams": 3, "length_penalty": 0.5, "early_stopping": True}
+    base = {"strategy": "beam", "prompt": PROMPT, "max_new_tokens": 4}
+    status_a, a = post(server, "/api/run", {**base, "options": typed})
+    status_b, b = post(server, "/api/run", {**base, "options": numbers})
+    assert status_a == status_b == 200
+    assert a["request"] == b["request"] and a["trace"] == b["trace"]
+    assert a["request"]["options"]["early_stopping"] is True
+
+
+def test_a_sample_without_seed_says_which_seed_repeats_it(server):
+    request = {"strategy": "sample", "prompt": PROMPT, "max_new_tokens": 5}
+    _, first = post(server, "/api/run", request)
+    seed = first["request"]["options"]["seed"]
+    assert any(f"--seed {seed}" in note for note in first["notes"])
+    _, again = post(server, "/api/run", {**request, "options": {"seed": seed}})
+    assert again["sequences"] == first["sequences"] and again["trace"] == first["trace"]
+
+
+@pytest.mark.parametrize("mode", ["true", "false", "never"])
+def test_the_runs_own_early_stopping_mode_is_marked_where_it_stopped(server, mode):
+    options = {"num_beams": 3, "early_stopping": mode, "length_penalty": 2.0}
+    request = {"strategy": "beam", "prompt": PROMPT, "max_new_tokens": 12, "options": options}
+    status, answer = post(server, "/api/run", request)
+    assert status == 200, answer
+    marks = answer["early_stopping_steps"]
+    assert marks[mode] == len(answer["trace"]["steps"])
+    # The other modes' marks lie within the run or after it (None), never past its end.
+    steps = len(answer["trace"]["steps"])
+    assert all(step is None or 1 <= step <= steps for step in marks.values())
+
+
+def test_greedy_has_no_early_stopping_marks(server):
+    _, answer = post(server, "/api/run", {"prompt": PROMPT, "max_new_tokens": 3})
+    assert answer["early_stopping_steps"] is None
+
+
+# --------------------------------------------------------------------------- bad requests
+
+BAD = [
+    (b"{not json", None, "not JSON"),
+    (b"[1, 2]", None, "JSON object"),
+    ({"strategy": "nope", "prompt": PROMPT}, "strategy", "nope"),
+    ({"strategy": "sample", "prompt": PROMPT, "options": {"top_p": 2}}, "top_p", "(0, 1]"),
+    ({"strategy": "sample", "prompt": PROMPT, "options": {"seed": -1}}, "seed", "-1"),
+    ({"strategy": "beam", "prompt": PROMPT, "options": {"num_beams": "x"}}, "num_beams", "'x'"),
+    ({"strategy": "beam", "prompt": PROMPT, "options": {"num_beams": 2.5}}, "num_beams", "2.5"),
+    ({"strategy": "beam", "prompt": PROMPT, "options": {"num_beams": 100}}, "num_beams", "limit"),
+    ({"strategy": "beam", "prompt": PROMPT, "options": {"early_stopping": "maybe"}},
+     "early_stopping", "maybe"),
+    ({"prompt": PROMPT, "options": {"num_beams": 3}}, "num_beams", "does not apply"),
+    ({"prompt": PROMPT, "max_new_tokens": 10_000}, "max_new_tokens", "limit"),
+    ({"prompt": PROMPT, "max_new_tokens": 0}, "max_new_tokens", "0"),
+    ({"prompt": PROMPT, "max_new_tokens": "5"}, "max_new_tokens", "integer"),
+    ({"strategy": "tree", "prompt": PROMPT, "max_new_tokens": 12}, "num_beams", "nodes"),
+    ({"prompt": PROMPT, "options": {"bogus": 1}}, None, "bogus"),
+    ({"prompt": PROMPT, "colour": "red"}, None, "colour"),
+    ({"prompt": ""}, None, "empty"),
+    ({"prompt_ids": [1, -2]}, "prompt_ids", "token ids"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("body, option, word", BAD, ids=[w for _, _, w in BAD])
+def test_a_bad_request_is_a_400_with_one_line_naming_the_option(server, body, option, word):
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    status, answer = call(server, "POST", "/api/run", raw, {"Content-Type": "application/json"})
+    assert status == 400, answer
+    assert "\n" not in answer["error"] and word in answer["error"], answer
+    assert answer["option"] == option, answer
+    if option is not None:
+        assert "--" + option.replace("_", "-") in answer["error"]
+
+
+def test_an_oversized_body_is_refused_without_being_read(server):
+    body = json.dumps({"prompt": "x" * MAX_BODY_BYTES}).encode()
+    status, answer = call(server, "POST", "/api/run", body, {"Content-Type": "application/json"})
+    assert status == 413 and str(MAX_BODY_BYTES) in answer["error"]
+    status, _ = call(server, "GET", "/api/strategies")  # the server still answers
+    assert status == 200
+
+
+def test_a_prompt_over_the_token_limit_is_refused(server):
+    status, answer = post(server, "/api/run", {"prompt_ids": [5] * (MAX_PROMPT_TOKENS + 1)})
+    assert status == 400 and str(MAX_PROMPT_TOKENS) in answer["error"]
+
+
+def test_an_unknown_path_is_a_json_404(server):
+    assert call(server, "GET", "/nowhere")[0] == 404
+    assert call(server, "POST", "/api/nowhere", b"{}", {"Content-Length": "2"})[0] == 404
+
+
+# --------------------------------------------------------------------------------- cancel
+
+
+def test_a_cancelled_run_answers_409(server):
+    explorer = server.RequestHandlerClass.explorer
+    answers = []
+    with explorer.turn:  # another run is going: this one waits its turn, cancellable
+        waiting = threading.Thread(target=lambda: answers.append(post(server, "/api/run", {
+            "prompt": PROMPT, "max_new_tokens": 5, "run_id": "wait-1"})))  # fmt: skip
+        waiting.start()
+        deadline = time.monotonic() + 30
+        while "wait-1" not in explorer.running and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert post(server, "/api/cancel", {"run_id": "wait-1"}) == (
+            200, {"run_id": "wait-1", "cancelled": True})  # fmt: skip
+    waiting.join(timeout=30)
+    ((status, answer),) = answers
+    assert status == 409 and "cancelled" in answer["error"]
+    assert post(server, "/api/cancel", {"run_id": "wait-1"})[1]["cancelled"] is False
+
+
+def test_cancelling_stops_a_decoder_at_its_next_model_call():
+    table = np.random.default_rng(0).standard_normal((7, 7)).astype(np.float32)
+    cancelled, calls = threading.Event(), []
+
+    def model(sequences):
+        calls.append(len(sequences))
+        if len(calls) == 3:
+            cancelled.set()  # the page's Cancel, arriving during the third forward pass
+        return table[[s[-1] for s in sequences]]
+
+    with pytest.raises(Cancelled):
+        greedy_search(CancellableLogits(model, cancelled), [1], max_new_tokens=50)
+    assert len(calls) == 3
+
+
+# ------------------------------------------------------------------ the table and the page
+
+
+def test_the_strategies_come_from_the_table_at_request_time(server, monkeypatch):
+    entry = Strategy("plain", "greedy under another name", run_greedy, {"repetition_penalty": 1.5})
+    monkeypatch.setitem(STRATEGIES, "plain", entry)
+    status, table = call(server, "GET", "/api/strategies")
+    assert status == 200
+    listed = {s["name"]: s for s in table["strategies"]}
+    assert list(listed) == list(STRATEGIES)
+    (option,) = listed["plain"]["options"]
+    assert option == {**option, "name": "repetition_penalty", "default": 1.5, "kind": "float"}
+    status, answer = post(server, "/api/run", {"strategy": "plain", "prompt": PROMPT,
+                                               "max_new_tokens": 2})  # fmt: skip
+    assert status == 200 and answer["strategy"] == "plain"
+
+
+def test_the_page_and_every_file_it_loads_are_served(server):
+    status, page = call(server, "GET", "/")
+    assert status == 200
+    linked = re.findall(r'(?:src|href)="(/static/[^"]+)"', page.decode())
+    assert sorted(linked) == ["/static/explore.css", "/static/explore.js"]
+    for path in linked:
+        assert call(server, "GET", path)[0] == 200
+    assert not re.search(r'(?:src|href)="(?:https?:)?//', page.decode()), "nothing from elsewhere"
+
+
+@pytest.mark.parametrize("path", ["/static/../api.py", "/static/api.py", "/static/%2e%2e/api.py"])
+def test_nothing_outside_static_is_served(server, path):
+    assert call(server, "GET", path)[0] == 404
+
+
+def test_the_static_files_are_the_packages(server):
+    names = sorted(p.name for p in static_dir().iterdir())
+    assert names == ["explore.css", "explore.js", "index.html"]
+
+
+# ------------------------------------------------------------------------------- the command
+
+
+def test_explore_refuses_a_bad_port_in_one_line(capsys):
+    status, out, err = run_in_process(capsys, "explore", "--port", "70000", "--no-browser")
+    assert status == 1 and not out
+    assert err.count("\n") == 1 and "--port" in err
+
+
+def test_explore_says_when_the_port_is_taken(capsys, server):
+    port = str(server.server_address[1])
+    status, out, err = run_in_process(capsys, "explore", "--port", port, "--no-browser")
+    assert status == 1 and not out
+    assert err.count("\n") == 1 and f"port {port} is in use" in err
