@@ -120,17 +120,25 @@ def test_a_sample_without_seed_says_which_seed_repeats_it(server):
     assert again["sequences"] == first["sequences"] and again["trace"] == first["trace"]
 
 
-@pytest.mark.parametrize("mode", ["true", "false", "never"])
-def test_the_runs_own_early_stopping_mode_is_marked_where_it_stopped(server, mode):
-    options = {"num_beams": 3, "early_stopping": mode, "length_penalty": 2.0}
-    request = {"strategy": "beam", "prompt": PROMPT, "max_new_tokens": 12, "options": options}
-    status, answer = post(server, "/api/run", request)
-    assert status == 200, answer
-    marks = answer["early_stopping_steps"]
-    assert marks[mode] == len(answer["trace"]["steps"])
-    # The other modes' marks lie within the run or after it (None), never past its end.
-    steps = len(answer["trace"]["steps"])
-    assert all(step is None or 1 <= step <= steps for step in marks.values())
+@pytest.mark.parametrize("length_penalty", [0.0, 1.0])
+def test_the_early_stopping_marks_are_where_each_mode_stops(server, length_penalty):
+    # With "," as EOS (token 12 of the bundled vocabulary) beams finish early, and the three
+    # modes stop at different steps. The marks of one run must say where each mode's own run
+    # stopped: the longest run's marks predict the other two.
+    def run(mode: str) -> dict:
+        options = {"num_beams": 3, "early_stopping": mode, "length_penalty": length_penalty}
+        status, answer = post(server, "/api/run", {"strategy": "beam", "prompt": PROMPT,
+                                                   "max_new_tokens": 12, "eos_token_id": 12,
+                                                   "options": options})  # fmt: skip
+        assert status == 200, answer
+        return answer
+
+    answers = {mode: run(mode) for mode in ("true", "false", "never")}
+    stopped = {mode: len(a["trace"]["steps"]) for mode, a in answers.items()}
+    assert len(set(stopped.values())) > 1, "the modes should part here"
+    assert answers["never"]["early_stopping_steps"] == stopped
+    for mode, answer in answers.items():  # every run marks its own stop where it stopped
+        assert answer["early_stopping_steps"][mode] == stopped[mode]
 
 
 def test_greedy_has_no_early_stopping_marks(server):
