@@ -1,9 +1,13 @@
-"""Logits processors that look at the token history: repetition penalty and no-repeat-ngram.
+"""Logits processors: what generate() does to the scores before any warper, and `Processors`,
+which runs them in generate()'s order.
 
-They run before the warpers and see each row's whole sequence, prompt included (as Hugging
-Face's RepetitionPenaltyLogitsProcessor and NoRepeatNGramLogitsProcessor do for decoder-only
-models). Pure functions: logits [B, V] and B token lists in, new float32 logits out.
-Token ids >= V are ignored, as HF ignores ids the head cannot produce.
+Here: repetition penalty and no-repeat-ngram, which see each row's whole sequence, prompt
+included (as Hugging Face's RepetitionPenaltyLogitsProcessor and NoRepeatNGramLogitsProcessor
+do for decoder-only models); suppress_tokens and begin_suppress_tokens; and renormalize_logits,
+HF's LogitNormalization, which the pipeline (decoding/pipeline.py) runs last of all. The
+sequence biases live in decoding/sequence_bias.py, the EOS-timing processors in
+decoding/length_processors.py. Pure functions: logits [B, V] and B token lists in, new float32
+logits out. Token ids >= V in a sequence are ignored, as HF ignores ids the head cannot produce.
 """
 
 from __future__ import annotations
@@ -15,22 +19,28 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from decoding.warpers import REMOVED, as_logits
-
-
-def _check_batch(logits: np.ndarray, sequences: Sequence[Sequence[int]]) -> np.ndarray:
-    """Logits as float32 [B, V] with one token list per row, or a one-line ValueError."""
-    x = as_logits(logits)
-    if x.ndim != 2:
-        raise ValueError(f"logits must have shape [batch, vocab], got shape {x.shape}")
-    if len(sequences) != x.shape[0]:
-        raise ValueError(
-            f"got {len(sequences)} sequences for {x.shape[0]} rows of logits: pass one per row"
-        )
-    for seq in sequences:
-        if any(t < 0 for t in seq):
-            raise ValueError(f"token ids must be >= 0, got {min(seq)}")
-    return x
+from decoding.batch_checks import (
+    check_batch,
+    check_count,
+    check_eos_token,
+    check_token_ids,
+    generated_counts,
+    in_vocab,
+)
+from decoding.length_processors import (
+    check_decay,
+    exponential_decay_length_penalty,
+    min_length,
+    min_new_tokens,
+)
+from decoding.probs import log_softmax
+from decoding.sequence_bias import (
+    bad_words_ids,
+    check_bad_words_ids,
+    check_sequence_bias,
+    sequence_bias,
+)
+from decoding.warpers import REMOVED, ScoreStep, as_logits, score_step
 
 
 def _check_penalty(penalty: float) -> np.float32:
@@ -46,10 +56,6 @@ def _check_ngram_size(n: int) -> int:
     return int(n)
 
 
-def _in_vocab(tokens: set[int] | Sequence[int], vocab_size: int) -> list[int]:
-    return sorted({int(t) for t in tokens if t < vocab_size})
-
-
 def repetition_penalty(
     logits: np.ndarray, sequences: Sequence[Sequence[int]], penalty: float
 ) -> np.ndarray:
@@ -62,9 +68,9 @@ def repetition_penalty(
     [[1.0, -4.0, 1.0]]
     """
     r = _check_penalty(penalty)
-    out = _check_batch(logits, sequences).copy()
+    out = check_batch(logits, sequences).copy()
     for row, seq in enumerate(sequences):
-        seen = _in_vocab(seq, out.shape[1])
+        seen = in_vocab(seq, out.shape[1])
         old = out[row, seen]
         out[row, seen] = np.where(old < 0, old * r, old / r)
     return out
@@ -98,50 +104,178 @@ def no_repeat_ngram(logits: np.ndarray, sequences: Sequence[Sequence[int]], n: i
     [[0.0, 0.0, -inf, 0.0]]
     """
     n = _check_ngram_size(n)
-    out = _check_batch(logits, sequences).copy()
+    out = check_batch(logits, sequences).copy()
     for row, seq in enumerate(sequences):
-        out[row, _in_vocab(banned_ngram_tokens(seq, n), out.shape[1])] = REMOVED
+        out[row, in_vocab(banned_ngram_tokens(seq, n), out.shape[1])] = REMOVED
     return out
+
+
+def suppress_tokens(logits: np.ndarray, suppress_tokens: Sequence[int]) -> np.ndarray:
+    """Set the listed tokens to -inf at every step (ids >= V are ignored, as torch.isin does).
+
+    >>> suppress_tokens(np.zeros((1, 3)), [0, 7]).tolist()
+    [[-inf, 0.0, 0.0]]
+    """
+    ids = check_token_ids("suppress_tokens", suppress_tokens)
+    out = as_logits(logits).copy()
+    out[..., in_vocab(ids, out.shape[-1])] = REMOVED
+    return out
+
+
+def begin_suppress_tokens(
+    logits: np.ndarray,
+    sequences: Sequence[Sequence[int]],
+    prompt_lengths: Sequence[int],
+    begin_suppress_tokens: Sequence[int],
+) -> np.ndarray:
+    """Set the listed tokens to -inf at the first generated position only.
+
+    HF's "begin" is the step where the sequence is exactly as long as the prompt: for a
+    decoder-only model, the choice of the first new token (HF moves it one step later only
+    when a one-token prompt is followed by a forced BOS, which minigpt never forces).
+
+    >>> begin_suppress_tokens(np.zeros((2, 3)), [[5, 6], [5, 6, 1]], [2, 2], [1]).tolist()
+    [[0.0, -inf, 0.0], [0.0, 0.0, 0.0]]
+    """
+    ids = check_token_ids("begin_suppress_tokens", begin_suppress_tokens)
+    out = check_batch(logits, sequences).copy()
+    first = np.array(generated_counts(sequences, prompt_lengths, "begin_suppress_tokens")) == 0
+    out[np.ix_(first, in_vocab(ids, out.shape[1]))] = REMOVED
+    return out
+
+
+def renormalize_logits(logits: np.ndarray) -> np.ndarray:
+    """Log-softmax the scores again (HF's LogitNormalization), so that what the processors and
+    warpers left is a log-distribution once more. generate() runs it after everything else.
+
+    >>> np.exp(renormalize_logits(np.array([[0.0, -np.inf, 0.0]]))).tolist()
+    [[0.5, 0.0, 0.5]]
+    """
+    return log_softmax(as_logits(logits))
+
+
+# What each processor needs, besides the scores: (scores, sequences, prompt_lengths, eos, param).
+_RUN = {
+    "sequence_bias": lambda x, seqs, lengths, eos, p: sequence_bias(x, seqs, p),
+    "repetition_penalty": lambda x, seqs, lengths, eos, p: repetition_penalty(x, seqs, p),
+    "no_repeat_ngram_size": lambda x, seqs, lengths, eos, p: no_repeat_ngram(x, seqs, p),
+    "bad_words_ids": lambda x, seqs, lengths, eos, p: bad_words_ids(x, seqs, p, eos),
+    "min_length": lambda x, seqs, lengths, eos, p: min_length(x, seqs, p, eos),
+    "min_new_tokens": lambda x, seqs, lengths, eos, p: min_new_tokens(x, seqs, lengths, p, eos),
+    "exponential_decay_length_penalty": lambda x, seqs, lengths, eos, p: (
+        exponential_decay_length_penalty(x, seqs, lengths, p, eos)
+    ),
+    "suppress_tokens": lambda x, seqs, lengths, eos, p: suppress_tokens(x, p),
+    "begin_suppress_tokens": lambda x, seqs, lengths, eos, p: begin_suppress_tokens(
+        x, seqs, lengths, p
+    ),
+}
 
 
 @dataclass(frozen=True)
 class Processors:
-    """The history processors of `generate()`, in its order: repetition penalty, no-repeat-ngram.
+    """The logits processors of `generate()`, in its order: sequence_bias, repetition_penalty,
+    no_repeat_ngram_size, bad_words_ids, min_length, min_new_tokens,
+    exponential_decay_length_penalty, suppress_tokens, begin_suppress_tokens.
 
-    Off as in HF: repetition_penalty None or 1.0, no_repeat_ngram_size None or 0.
+    Off as in HF: repetition_penalty None or 1.0, no_repeat_ngram_size None or 0,
+    min_length and min_new_tokens None or 0, the rest None (or empty). Like HF:
+    - min_length, min_new_tokens and exponential_decay_length_penalty act on EOS only, so
+      without an eos_token_id they do nothing (HF leaves them out then);
+    - setting min_new_tokens (even to 0) overrides min_length: HF then replaces min_length
+      by min_new_tokens + the prompt length, the same rule counted another way.
+    Lists are stored as tuples, so two equal Processors compare equal.
 
     >>> Processors(no_repeat_ngram_size=1).apply(np.zeros((1, 3)), [[2]]).tolist()
+    [[0.0, 0.0, -inf]]
+    >>> Processors(min_new_tokens=2).apply(np.zeros((1, 3)), [[0, 1]], prompt_lengths=[1],
+    ...                                    eos_token_id=2).tolist()
     [[0.0, 0.0, -inf]]
     """
 
     repetition_penalty: float | None = None
     no_repeat_ngram_size: int | None = None
+    sequence_bias: object = None
+    bad_words_ids: object = None
+    min_length: int | None = None
+    min_new_tokens: int | None = None
+    exponential_decay_length_penalty: tuple[int, float] | None = None
+    suppress_tokens: Sequence[int] | None = None
+    begin_suppress_tokens: Sequence[int] | None = None
 
     def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> None:
-        """Raise a one-line ValueError naming the first bad parameter."""
+        """Raise a one-line ValueError naming the first bad parameter; store lists as tuples."""
         if self.repetition_penalty is not None:
             _check_penalty(self.repetition_penalty)
         if self.no_repeat_ngram_size is not None and self.no_repeat_ngram_size != 0:
             _check_ngram_size(self.no_repeat_ngram_size)
+        canonical = {}
+        if self.sequence_bias is not None:
+            canonical["sequence_bias"] = check_sequence_bias(self.sequence_bias)
+        if self.bad_words_ids is not None:
+            canonical["bad_words_ids"] = check_bad_words_ids(self.bad_words_ids)
+        for name in ("min_length", "min_new_tokens"):
+            if getattr(self, name) is not None:
+                check_count(name, getattr(self, name))
+        if self.exponential_decay_length_penalty is not None:
+            canonical["exponential_decay_length_penalty"] = check_decay(
+                self.exponential_decay_length_penalty
+            )
+        for name in ("suppress_tokens", "begin_suppress_tokens"):
+            if getattr(self, name) is not None:
+                canonical[name] = check_token_ids(name, getattr(self, name))
+        for name, value in canonical.items():
+            object.__setattr__(self, name, value)  # frozen: only here, before anyone reads it
 
-    def active(self) -> list[tuple[str, float | int]]:
-        """(name, parameter) of the processors that will run, in order."""
-        steps: list[tuple[str, float | int]] = []
-        if self.repetition_penalty is not None and self.repetition_penalty != 1.0:
-            steps.append(("repetition_penalty", self.repetition_penalty))
-        if self.no_repeat_ngram_size is not None and self.no_repeat_ngram_size != 0:
-            steps.append(("no_repeat_ngram_size", self.no_repeat_ngram_size))
-        return steps
+    def active(self, eos_token_id: int | None = None) -> list[tuple[str, object]]:
+        """(name, parameter) of the processors that will run, in generate()'s order."""
+        has_eos = check_eos_token(eos_token_id) is not None
+        wanted = [
+            ("sequence_bias", self.sequence_bias is not None),
+            ("repetition_penalty", self.repetition_penalty not in (None, 1.0)),
+            ("no_repeat_ngram_size", self.no_repeat_ngram_size not in (None, 0)),
+            ("bad_words_ids", self.bad_words_ids is not None),
+            ("min_length", has_eos and self.min_new_tokens is None and bool(self.min_length)),
+            ("min_new_tokens", has_eos and bool(self.min_new_tokens)),
+            ("exponential_decay_length_penalty",
+             has_eos and self.exponential_decay_length_penalty is not None),
+            ("suppress_tokens", bool(self.suppress_tokens)),
+            ("begin_suppress_tokens", bool(self.begin_suppress_tokens)),
+        ]  # fmt: skip
+        return [(name, getattr(self, name)) for name, on in wanted if on]
 
-    def apply(self, logits: np.ndarray, sequences: Sequence[Sequence[int]]) -> np.ndarray:
-        """Processed logits [B, V] (a new array even when nothing runs)."""
-        x = _check_batch(logits, sequences).copy()
-        for name, param in self.active():
-            if name == "repetition_penalty":
-                x = repetition_penalty(x, sequences, param)
-            else:
-                x = no_repeat_ngram(x, sequences, param)
+    def apply_traced(
+        self,
+        logits: np.ndarray,
+        sequences: Sequence[Sequence[int]],
+        *,
+        prompt_lengths: Sequence[int] | None = None,
+        eos_token_id: int | None = None,
+    ) -> tuple[np.ndarray, list[ScoreStep]]:
+        """Processed logits [B, V] (a new array even when nothing runs) and one ScoreStep per
+        processor that ran. prompt_lengths (one per row) is needed by min_new_tokens,
+        exponential_decay_length_penalty and begin_suppress_tokens; eos_token_id by the
+        EOS-timing processors and by bad_words_ids (which never bans EOS alone)."""
+        x = check_batch(logits, sequences).copy()
+        steps = []
+        for name, param in self.active(eos_token_id):
+            before, x = x, _RUN[name](x, sequences, prompt_lengths, eos_token_id, param)
+            steps.append(score_step(name, param, before, x))
+        return x, steps
+
+    def apply(
+        self,
+        logits: np.ndarray,
+        sequences: Sequence[Sequence[int]],
+        *,
+        prompt_lengths: Sequence[int] | None = None,
+        eos_token_id: int | None = None,
+    ) -> np.ndarray:
+        """Processed logits [B, V], without the records (see apply_traced)."""
+        x, _ = self.apply_traced(
+            logits, sequences, prompt_lengths=prompt_lengths, eos_token_id=eos_token_id
+        )
         return x

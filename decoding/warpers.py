@@ -3,13 +3,14 @@
 Every warper is a pure function: logits [..., V] in, new float32 logits out, the input left
 untouched. A removed token gets the logit -inf, so softmax gives it probability 0, and every
 warper keeps at least one token per row. The semantics are those of Hugging Face transformers'
-Temperature/TopK/TopP/MinP/Typical warpers, down to the float32 rounding that decides the top-p
-boundary. Each filter takes HF's `min_tokens_to_keep` (default 1): however hard it cuts, the
-`min_tokens_to_keep` most likely tokens of a row stay (HF's generate() passes 2 when it samples
-with several beams, so that a beam always has a token besides EOS to go on with).
+Temperature, TopH, TopK, TopP, MinP, Typical, Epsilon and Eta warpers, down to the float32
+rounding that decides the top-p boundary. Every filter but top-H takes HF's
+`min_tokens_to_keep` (default 1): however hard it cuts, that many tokens of a row stay (HF's
+generate() passes 2 when it samples with several beams, so that a beam always has a token
+besides EOS to go on with).
 
 `Warpers` chains them in the order `generate()` uses:
-temperature -> top-k -> top-p -> min-p -> typical.
+temperature -> top-h -> top-k -> top-p -> min-p -> typical -> epsilon -> eta.
 """
 
 from __future__ import annotations
@@ -233,20 +234,144 @@ def typical_filter(logits: np.ndarray, mass: float, min_tokens_to_keep: int = 1)
     return np.where(gap > limit, REMOVED, x)
 
 
+def _check_open_fraction(name: str, value: float) -> float:
+    """`value` as a float in (0, 1): HF's epsilon and eta warpers refuse 0 and 1 themselves."""
+    if not (_is_real(value) and 0 < value < 1):
+        raise ValueError(f"{name} must be a number in (0, 1), got {value!r}")
+    return float(value)
+
+
+def _entropy(x: np.ndarray) -> np.ndarray:
+    """H = -sum p log p of each row, shape [..., 1], float32; 0 log 0 counts as 0.
+
+    Computed as torch.distributions.Categorical(logits=x).entropy() does: log-probs from
+    log_softmax, probabilities from softmax, one product each, one sum.
+    """
+    logp = log_softmax(x)
+    p = softmax(x)
+    return -np.sum(p * np.where(p > 0, logp, 0), axis=-1, keepdims=True)
+
+
+def _keep_top(x: np.ndarray, remove: np.ndarray, keep: int) -> np.ndarray:
+    """`remove`, except for the `keep` largest logits of each row (and every logit tied with
+    the last of them), which HF's epsilon and eta warpers never cut."""
+    return np.where(remove & (x < _kth_largest(x, keep)), REMOVED, x)
+
+
+def epsilon_cutoff(logits: np.ndarray, epsilon: float, min_tokens_to_keep: int = 1) -> np.ndarray:
+    """Epsilon sampling (Hewitt et al. 2022): remove every token with probability < epsilon.
+
+    If that would leave fewer than min_tokens_to_keep tokens, the most likely ones stay.
+
+    >>> np.isfinite(epsilon_cutoff(np.log([0.6, 0.3, 0.08, 0.02]), 0.1)).tolist()
+    [True, True, False, False]
+    """
+    eps = _check_open_fraction("epsilon_cutoff", epsilon)
+    keep = _check_min_tokens_to_keep(min_tokens_to_keep)
+    x = as_logits(logits)
+    # The probabilities are float32 and so is the cut (torch compares with a Python float in
+    # float32).
+    return _keep_top(x, softmax(x) < np.float32(eps), keep)
+
+
+def eta_cutoff(logits: np.ndarray, epsilon: float, min_tokens_to_keep: int = 1) -> np.ndarray:
+    """Eta sampling (Hewitt et al. 2022): remove tokens with probability < eta, where
+    eta = min(epsilon, sqrt(epsilon) * exp(-H)) shrinks as the entropy H of the row grows.
+
+    A flat row (large H) keeps more of its tail than epsilon sampling would: here H = 1.55,
+    so eta = 0.094, and the 0.1 token stays where epsilon_cutoff(0.2) cuts at 0.2.
+
+    >>> flat = np.log([0.25, 0.25, 0.25, 0.15, 0.1])
+    >>> np.isfinite(eta_cutoff(flat, 0.2)).tolist(), np.isfinite(epsilon_cutoff(flat, 0.2)).tolist()
+    ([True, True, True, True, True], [True, True, True, False, False])
+    """
+    eps = np.float32(_check_open_fraction("eta_cutoff", epsilon))
+    keep = _check_min_tokens_to_keep(min_tokens_to_keep)
+    x = as_logits(logits)
+    # HF holds epsilon as a float32 tensor: sqrt, exp and min all run in float32.
+    eta = np.minimum(eps, np.sqrt(eps) * np.exp(-_entropy(x)))
+    return _keep_top(x, softmax(x) < eta, keep)
+
+
+TOP_H_CANDIDATES = 100  # HF's TopHLogitsWarper.top_n: only the 100 most likely tokens compete
+
+
+def top_h(logits: np.ndarray, top_h: float) -> np.ndarray:
+    """Top-H (Potraghloo et al. 2025): the most likely tokens, in order, while their share of
+    the entropy stays within top_h times the entropy.
+
+    HF's rule, step by step: take the 100 largest logits (all of them if V < 100) and their
+    softmax p among themselves; H = the entropy of that p; keep the tokens, most likely first,
+    while the running sum of -p log p is <= top_h * H; the most likely token always stays.
+    Where HF's -p log p is 0 * log 0 = NaN (a probability that underflowed to 0), the NaN
+    poisons the running sum and that token and all after it go; we do the same. Ties in
+    the ranking go to the lower token id (torch.topk leaves their order undefined). HF gives
+    this warper no min_tokens_to_keep.
+
+    >>> np.isfinite(top_h(np.log([0.4, 0.3, 0.2, 0.1]), 0.7)).tolist()
+    [True, True, False, False]
+    """
+    if not (_is_real(top_h) and 0 < top_h <= 1):
+        raise ValueError(f"top_h must be a number in (0, 1], got {top_h!r}")
+    x = as_logits(logits)
+    rows = x.reshape(-1, x.shape[-1])
+    n = min(TOP_H_CANDIDATES, x.shape[-1])
+    order = _sort_ascending(-rows)[:, :n]  # the n largest, largest first, ties by token id
+    top = np.take_along_axis(rows, order, axis=-1)
+    p = softmax(top)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # HF takes log of the probabilities here (not log_softmax): log 0 = -inf, -0 * -inf = NaN
+        terms = -p * np.log(p)
+    running = _cumsum_like_torch(terms)
+    tau = np.float32(top_h) * _entropy(top)  # the entropy as Categorical computes it
+    chosen = running <= tau  # NaN compares False
+    chosen[:, 0] = True
+    keep = np.zeros(rows.shape, dtype=bool)
+    np.put_along_axis(keep, order, chosen, axis=-1)
+    return np.where(keep, rows, REMOVED).reshape(x.shape)
+
+
 # ---------------------------------------------------------------------------------------------
-# The pipeline.
+# The chain of warpers, and the record of one step of the scores pipeline.
+
+REMOVED_LISTED = 20  # a step lists the tokens it removed from a row when there are this few
 
 
 @dataclass(frozen=True)
-class WarpStep:
-    """One warper that ran: its name, its parameter, and how many tokens each row kept.
+class ScoreStep:
+    """One processor or warper that ran on a batch of scores, for the trace.
 
-    `kept` has one count per row, leading axes flattened (a [V] input gives one count).
+    name, param: the generate() argument and its value. kept: how many tokens each row still
+    allows after this step. removed: per row, the ids this step itself removed (set to -inf),
+    or None for a row where it removed more than REMOVED_LISTED (listing 50000 ids buys a
+    reader nothing). Leading axes are flattened: a [V] input is one row.
     """
 
     name: str
-    param: float | int
+    param: object
     kept: tuple[int, ...]
+    removed: tuple[tuple[int, ...] | None, ...] = ()
+
+
+WarpStep = ScoreStep  # the name Warpers.apply's records had before processors had records too
+
+
+def score_step(name: str, param: object, before: np.ndarray, after: np.ndarray) -> ScoreStep:
+    """The record of a step that turned `before` into `after` (both [..., V]).
+
+    >>> step = score_step("top_k", 1, np.array([1.0, 3.0, 2.0]), np.array([-np.inf, 3.0, -np.inf]))
+    >>> step.kept, step.removed
+    ((1,), ((0, 2),))
+    """
+    v = np.asarray(after).shape[-1]
+    gone = (np.isneginf(after) & ~np.isneginf(before)).reshape(-1, v)
+    counts = gone.sum(axis=-1)
+    removed = tuple(
+        tuple(np.flatnonzero(row).tolist()) if n <= REMOVED_LISTED else None
+        for row, n in zip(gone, counts)
+    )
+    kept = tuple(int(n) for n in count_kept(after).reshape(-1))
+    return ScoreStep(name, param, kept, removed)
 
 
 # The filters that take min_tokens_to_keep, by the name of their generate() argument.
@@ -255,21 +380,31 @@ _FILTERS: dict[str, Callable[[np.ndarray, float, int], np.ndarray]] = {
     "top_p": top_p_filter,
     "min_p": min_p_filter,
     "typical_p": typical_filter,
+    "epsilon_cutoff": epsilon_cutoff,
+    "eta_cutoff": eta_cutoff,
 }
 
 
 def _run_warper(name: str, x: np.ndarray, param: float | int, min_tokens_to_keep: int):
     if name == "temperature":
         return apply_temperature(x, param)
+    if name == "top_h":
+        return top_h(x, param)  # HF passes top-H no min_tokens_to_keep
     return _FILTERS[name](x, param, min_tokens_to_keep)
+
+
+def _is_off_cutoff(value: float | None) -> bool:
+    return value is None or value == 0.0  # generate()'s default for both cutoffs is 0.0: off
 
 
 @dataclass(frozen=True)
 class Warpers:
-    """The sampling warpers of `generate()`, applied in its order.
+    """The sampling warpers of `generate()`, applied in its order: temperature, top-h, top-k,
+    top-p, min-p, typical, epsilon, eta.
 
     A warper that cannot change anything is skipped, as HF skips it: temperature 1.0,
-    top_k None or 0 (HF's "off"), top_p None or 1.0, min_p None, typical_p None or 1.0.
+    top_k None or 0 (HF's "off"), top_p None or 1.0, min_p None, typical_p None or 1.0,
+    epsilon_cutoff and eta_cutoff None or 0.0, top_h None.
     min_tokens_to_keep goes to every filter that takes it (HF: 1, or 2 for beam sampling).
 
     >>> logits, steps = Warpers(top_k=2).apply(np.array([1.0, 3.0, 2.0]))
@@ -278,10 +413,13 @@ class Warpers:
     """
 
     temperature: float = 1.0
+    top_h: float | None = None
     top_k: int | None = None
     top_p: float | None = None
     min_p: float | None = None
     typical_p: float | None = None
+    epsilon_cutoff: float | None = None
+    eta_cutoff: float | None = None
     min_tokens_to_keep: int = 1
 
     def __post_init__(self) -> None:
@@ -291,6 +429,8 @@ class Warpers:
         """Raise a one-line ValueError naming the first bad parameter."""
         _check_temperature(self.temperature)
         _check_min_tokens_to_keep(self.min_tokens_to_keep)
+        if self.top_h is not None and not (_is_real(self.top_h) and 0 < self.top_h <= 1):
+            raise ValueError(f"top_h must be a number in (0, 1], got {self.top_h!r}")
         if self.top_k is not None and self.top_k != 0:
             _check_top_k(self.top_k)
         if self.top_p is not None:
@@ -299,12 +439,18 @@ class Warpers:
             _check_fraction("min_p", self.min_p, zero_ok=True)
         if self.typical_p is not None:
             _check_fraction("typical_p", self.typical_p)
+        for name in ("epsilon_cutoff", "eta_cutoff"):
+            value = getattr(self, name)
+            if not _is_off_cutoff(value):
+                _check_open_fraction(name, value)
 
     def active(self) -> list[tuple[str, float | int]]:
         """(name, parameter) of the warpers that will run, in order."""
         steps: list[tuple[str, float | int]] = []
         if self.temperature != 1.0:
             steps.append(("temperature", self.temperature))
+        if self.top_h is not None:
+            steps.append(("top_h", self.top_h))  # HF runs it even at 1.0
         if self.top_k is not None and self.top_k != 0:
             steps.append(("top_k", self.top_k))
         if self.top_p is not None and self.top_p < 1.0:
@@ -313,14 +459,16 @@ class Warpers:
             steps.append(("min_p", self.min_p))
         if self.typical_p is not None and self.typical_p < 1.0:
             steps.append(("typical_p", self.typical_p))
+        for name in ("epsilon_cutoff", "eta_cutoff"):
+            if not _is_off_cutoff(getattr(self, name)):
+                steps.append((name, getattr(self, name)))
         return steps
 
-    def apply(self, logits: np.ndarray) -> tuple[np.ndarray, list[WarpStep]]:
-        """Warped logits [..., V] and one WarpStep per warper that ran."""
+    def apply(self, logits: np.ndarray) -> tuple[np.ndarray, list[ScoreStep]]:
+        """Warped logits [..., V] and one ScoreStep per warper that ran."""
         x = as_logits(logits).copy()  # a copy even when no warper runs: never hand back the input
         trace = []
         for name, param in self.active():
-            x = _run_warper(name, x, param, self.min_tokens_to_keep)
-            kept = tuple(int(n) for n in count_kept(x).reshape(-1))
-            trace.append(WarpStep(name, param, kept))
+            before, x = x, _run_warper(name, x, param, self.min_tokens_to_keep)
+            trace.append(score_step(name, param, before, x))
         return x, trace

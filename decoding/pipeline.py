@@ -1,0 +1,82 @@
+"""One step of generate() from the model's logits to the scores a decoder chooses from.
+
+generate() builds one list of logits processors and runs it in a fixed order:
+
+    processors (sequence_bias ... begin_suppress_tokens)   decoding/processors.py
+    -> warpers, only when sampling (temperature ... eta)   decoding/warpers.py
+    -> renormalize_logits, when asked, always last         HF's LogitNormalization
+
+`Pipeline` is that list, written once; every decoder runs it. It returns the scores and a
+ScoreStep per step that ran (what it was, how many tokens each row kept, which it removed),
+which the trace turns into the picture of which step cut which tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from decoding.processors import Processors, renormalize_logits
+from decoding.warpers import ScoreStep, Warpers, score_step
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """Processors, then the warpers (None unless sampling), then renormalisation if asked.
+
+    >>> pipe = Pipeline.of(Warpers(top_k=1), suppress_tokens=[1], renormalize_logits=True)
+    >>> scores, steps = pipe.apply(np.array([[1.0, 3.0, 2.0]]), [[0]])
+    >>> scores.tolist()
+    [[-inf, -inf, 0.0]]
+    >>> [(s.name, s.kept) for s in steps]
+    [('suppress_tokens', (2,)), ('top_k', (1,)), ('renormalize_logits', (1,))]
+    """
+
+    processors: Processors = field(default_factory=Processors)
+    warpers: Warpers | None = None
+    renormalize_logits: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.renormalize_logits, (bool, np.bool_)):
+            raise ValueError(
+                f"renormalize_logits must be True or False, got {self.renormalize_logits!r}"
+            )
+
+    @classmethod
+    def of(
+        cls, warpers: Warpers | None = None, *, renormalize_logits: bool = False, **processors
+    ) -> Pipeline:
+        """A pipeline from the processor options by name (Processors' fields), the warpers
+        (sampling only) and renormalize_logits: the one place a decoder's options land."""
+        return cls(Processors(**processors), warpers, renormalize_logits)
+
+    def active(self, eos_token_id: int | None = None) -> list[tuple[str, object]]:
+        """(name, parameter) of every step that will run, in order."""
+        steps = self.processors.active(eos_token_id)
+        if self.warpers is not None:
+            steps += self.warpers.active()
+        if self.renormalize_logits:
+            steps.append(("renormalize_logits", True))
+        return steps
+
+    def apply(
+        self,
+        logits: np.ndarray,
+        sequences: Sequence[Sequence[int]],
+        *,
+        prompt_lengths: Sequence[int] | None = None,
+        eos_token_id: int | None = None,
+    ) -> tuple[np.ndarray, list[ScoreStep]]:
+        """The scores [B, V] after every step, and one ScoreStep per step that ran."""
+        x, steps = self.processors.apply_traced(
+            logits, sequences, prompt_lengths=prompt_lengths, eos_token_id=eos_token_id
+        )
+        if self.warpers is not None:
+            x, warp_steps = self.warpers.apply(x)
+            steps += warp_steps
+        if self.renormalize_logits:
+            before, x = x, renormalize_logits(x)
+            steps.append(score_step("renormalize_logits", True, before, x))
+        return x, steps
