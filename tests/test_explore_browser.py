@@ -1,0 +1,253 @@
+"""The explorer in a real browser: Debian's headless Chromium, driven by selenium.
+
+The page is checked against the command line, never against itself: the tokens it shows after
+five Steps of greedy search are `minigpt generate --json`'s, the beam tree it draws has one
+node per candidate of `--trace`'s steps, a sample shows the seed that repeats it on the CLI.
+Every test ends with no error in the browser's console and a screenshot in its tmp_path.
+
+Needs /usr/bin/chromium and /usr/bin/chromedriver (apt-get install chromium chromium-driver)
+and selenium (the test extra). selenium is pointed at those two files, so it never downloads
+a browser or a driver. Without them the tests skip, saying how to install them; with
+MINIGPT_REQUIRE_BROWSER=1 (CI sets it) they fail instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+from cli_runner import run_in_process
+from explore_helpers import serving
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+INSTALL = "apt-get install -y chromium chromium-driver; pip install -e '.[test]' (selenium)"
+WAIT_SECONDS = 60
+
+
+def require_browser():
+    """selenium's webdriver module, or a skip (a failure under MINIGPT_REQUIRE_BROWSER=1)."""
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+    try:
+        from selenium import webdriver
+    except ImportError:
+        missing.append("the selenium package")
+        webdriver = None
+    if missing:
+        message = f"no headless browser: {', '.join(missing)} missing; install with: {INSTALL}"
+        if os.environ.get("MINIGPT_REQUIRE_BROWSER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return webdriver
+
+
+@pytest.fixture(scope="module")
+def url():
+    with serving() as (base, _):
+        yield base
+
+
+@pytest.fixture(scope="module")
+def browser():
+    webdriver = require_browser()
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                     "--window-size=1400,1000", "--disable-gpu"):  # fmt: skip
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def page(browser, url, tmp_path):
+    """The page freshly loaded; afterwards: a screenshot, and no console errors allowed."""
+    browser.get(url + "/")
+    wait(browser, lambda d: d.find_element("css selector", "body").get_attribute("data-ready"))
+    browser.get_log("browser")  # start from an empty console
+    yield browser
+    shot = tmp_path / "explore.png"
+    browser.save_screenshot(str(shot))
+    print(f"screenshot: {shot}")
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not errors, f"console errors: {errors}"
+
+
+def wait(driver, condition):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, WAIT_SECONDS).until(condition)
+
+
+# ----------------------------------------------------------------------------- page actions
+
+
+def panels(driver):
+    return driver.find_elements("css selector", ".panel")
+
+
+def set_prompt(driver, text: str) -> None:
+    box = driver.find_element("id", "prompt")
+    box.clear()
+    box.send_keys(text)
+
+
+def set_field(panel, name: str, value: str) -> None:
+    from selenium.webdriver.support.ui import Select
+
+    field = panel.find_element("css selector", f'.opt[data-name="{name}"]')
+    if field.tag_name == "select":
+        Select(field).select_by_value(value)
+    else:
+        field.clear()
+        field.send_keys(value)
+
+
+def choose_strategy(panel, name: str) -> None:
+    from selenium.webdriver.support.ui import Select
+
+    Select(panel.find_element("css selector", "select.strategy")).select_by_value(name)
+
+
+def step(driver, panel, times: int = 1) -> None:
+    """Click Step and wait until the panel shows one more step, `times` times."""
+    for _ in range(times):
+        before = int(panel.get_attribute("data-shown") or 0)
+        panel.find_element("css selector", "button.step").click()
+        wait(driver, lambda d, n=before + 1: int(panel.get_attribute("data-shown") or 0) == n)
+
+
+def run_to_end(driver, panel) -> None:
+    panel.find_element("css selector", "button.run").click()
+    wait(driver, lambda d: panel.get_attribute("data-done") == "true")
+
+
+def shown_ids(panel, selector: str = '.text .seq[data-index="0"]') -> list[int]:
+    line = panel.find_element("css selector", selector)
+    return [int(t.get_attribute("data-id")) for t in line.find_elements("css selector", ".tok")]
+
+
+def generate(capsys, tmp_path, *flags: str) -> tuple[dict, dict]:
+    """(--json output, --trace file) of `minigpt generate FLAGS`."""
+    trace = tmp_path / "trace.json"
+    status, out, err = run_in_process(capsys, "generate", *flags, "--json", "--trace", str(trace))
+    assert status == 0, err
+    return json.loads(out), json.loads(trace.read_text())
+
+
+def new_ids(printed: dict) -> list[int]:
+    """The generated ids of --json's first sequence."""
+    return printed["sequences"][0]["ids"][len(printed["prompt_ids"]) :]
+
+
+# ------------------------------------------------------------------------------------- tests
+
+
+def test_five_greedy_steps_show_the_tokens_generate_json_prints(page, capsys, tmp_path):
+    set_prompt(page, "The little dog")
+    (panel,) = panels(page)
+    step(page, panel, 5)
+    printed, trace = generate(capsys, tmp_path, "The little dog")
+    generated = new_ids(printed)
+    assert shown_ids(panel) == generated[:5]
+    status = panel.find_element("css selector", ".status").text
+    assert f"step 5 of {len(trace['trace']['steps'])}" in status
+    # The bars of step 5 are the trace's: its top candidates, the chosen one marked.
+    chart = panel.find_element("css selector", ".bars svg.bar-chart")
+    chosen = chart.find_element("css selector", ".bar.chosen").get_attribute("data-token")
+    assert int(chosen) == generated[4]
+
+
+def test_a_beam_search_run_draws_one_node_per_candidate_of_the_trace(page, capsys, tmp_path):
+    (panel,) = panels(page)
+    choose_strategy(panel, "beam")
+    set_field(panel, "num_beams", "3")
+    set_field(panel, "max_new_tokens", "6")
+    run_to_end(page, panel)
+    printed, trace = generate(capsys, tmp_path, "Once upon a time", "--strategy", "beam",
+                              "--num-beams", "3", "--max-new-tokens", "6")  # fmt: skip
+    candidates = [c for s in trace["trace"]["steps"] for c in s["candidates"]]
+    nodes = panel.find_elements("css selector", ".tree svg .tree-node")
+    assert len(nodes) == len(candidates)
+    pruned = [c for c in candidates if c["fate"] not in ("live", "finished")]
+    grey = panel.find_elements("css selector", ".tree-node:not(.fate-live):not(.fate-finished)")
+    assert len(grey) == len(pruned)
+    assert shown_ids(panel, ".final-seq") == new_ids(printed)
+
+
+def test_a_sample_shows_its_seed_and_redraws_with_a_fresh_one(page, capsys, tmp_path):
+    (panel,) = panels(page)
+    choose_strategy(panel, "sample")
+    set_field(panel, "top_k", "20")
+    step(page, panel, 3)
+    seeds = []
+    for _ in range(2):
+        status = panel.find_element("css selector", ".status").text
+        seed = re.search(r"seed (\d+)", status)[1]
+        seeds.append(seed)
+        printed, _ = generate(capsys, tmp_path, "Once upon a time", "--strategy", "sample",
+                              "--top-k", "20", "--seed", seed)  # fmt: skip
+        assert shown_ids(panel) == new_ids(printed)[:3]
+        panel.find_element("css selector", "button.redraw").click()
+        wait(page, lambda d, old=seed: re.search(rf"seed (?!{old}\b)\d+", status_of(panel)))
+    assert seeds[0] != seeds[1]
+
+
+def status_of(panel) -> str:
+    return panel.find_element("css selector", ".status").text
+
+
+def test_two_strategies_side_by_side_on_one_prompt(page, capsys, tmp_path):
+    page.find_element("id", "compare").click()
+    left, right = panels(page)
+    choose_strategy(right, "beam")
+    step(page, left)
+    step(page, right)
+    _, trace = generate(capsys, tmp_path, "Once upon a time", "--strategy", "beam")
+    first = trace["trace"]["steps"][0]["candidates"]
+    assert len(right.find_elements("css selector", ".tree-node")) == len(first)
+    assert len(shown_ids(left)) == 1 and "greedy" in status_of(left)
+
+
+def test_assisted_sampling_shows_each_round(page, capsys, tmp_path):
+    (panel,) = panels(page)
+    choose_strategy(panel, "sample")
+    flags = {"assistant_model": "minigpt-tiny-draft", "num_assistant_tokens": "4",
+             "temperature": "2", "seed": "5", "max_new_tokens": "12"}  # fmt: skip
+    for name, value in flags.items():
+        set_field(panel, name, value)
+    run_to_end(page, panel)
+    argv = [f"--{name.replace('_', '-')}={value}" for name, value in flags.items()]
+    printed, trace = generate(capsys, tmp_path, "Once upon a time", "--strategy", "sample", *argv)
+    rounds = trace["trace"]["rounds"]
+    assert len(panel.find_elements("css selector", ".round")) == len(rounds)
+    accepted = sum(d["outcome"] == "accepted" for r in rounds for d in r["drafted"])
+    assert len(panel.find_elements("css selector", ".chip.accepted")) == accepted
+    assert shown_ids(panel, ".final-seq") == new_ids(printed)
+    # Back to round 1: its checked guesses get a row of p, q and max(0, p - q) bars each.
+    panel.find_element("css selector", "button.reset").click()
+    step(page, panel)
+    checked = [d for d in rounds[0]["drafted"] if d["p"] is not None]
+    assert checked, "the first round checks at least one guess"
+    chart = panel.find_element("css selector", ".round.latest svg.pq-chart")
+    assert len(chart.find_elements("css selector", ".p-bar")) == len(checked)
+
+
+def test_a_bad_option_is_shown_and_marked(page):
+    (panel,) = panels(page)
+    choose_strategy(panel, "sample")
+    set_field(panel, "top_p", "2")
+    panel.find_element("css selector", "button.step").click()
+    wait(page, lambda d: "error" in status_of(panel))
+    assert "--top-p" in status_of(panel)
+    assert "bad" in panel.find_element("css selector", '.opt[data-name="top_p"]').get_attribute(
+        "class"
+    )
+    page.get_log("browser")  # the 400 itself is logged by the browser: expected here
