@@ -61,7 +61,7 @@ def test_a_new_decoder_is_one_table_entry(monkeypatch, capsys, model_dir):
                           "--strategy", "least", "--top-k", "5")  # fmt: skip
     assert status == 1
     assert err.startswith("minigpt: error: --top-k does not apply to --strategy least; ")
-    assert err.endswith("it is for --strategy sample\n")
+    assert err.endswith("it is for --strategy sample or beam-sample\n")
 
 
 def test_every_option_of_the_table_is_a_flag_and_every_strategy_flag_is_used():
@@ -77,6 +77,6 @@ def test_the_help_names_the_strategies_the_table_gives_each_option():
     for action in generate._actions:
         takers = strategies_taking(action.dest)
         if takers:
-            prefixes = re.findall(r"(?:^|; )([a-z/]+):", action.help)  # "beam/tree:", "beam:"
+            prefixes = re.findall(r"(?:^|; )([a-z/-]+):", action.help)  # "beam/tree:", "sample:"
             named = {name for prefix in prefixes for name in prefix.split("/")}
             assert sorted(named) == sorted(takers), action.dest
