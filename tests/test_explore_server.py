@@ -8,6 +8,7 @@ this process: the page shows the CLI's own results, so the two must be equal, fi
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import threading
@@ -287,3 +288,15 @@ def test_explore_says_when_the_port_is_taken(capsys, server):
     status, out, err = run_in_process(capsys, "explore", "--port", port, "--no-browser")
     assert status == 1 and not out
     assert err.count("\n") == 1 and f"port {port} is in use" in err
+
+
+def test_the_benchmark_runs_and_reports_every_request(capsys, monkeypatch):
+    from benchmarks import bench_explore
+
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.setenv(var, os.environ.get(var, ""))  # restored after main() sets them
+    bench_explore.main(["--no-gpt2", "--repeats", "1", "--new-tokens", "3", "--json"])
+    results = json.loads(capsys.readouterr().out)
+    (figures,) = results["models"].values()
+    assert set(figures) == set(bench_explore.REQUESTS)
+    assert all(f["steps"] == 3 and f["per_step_ms"] > 0 for f in figures.values())

@@ -87,6 +87,9 @@ class Handler(BaseHTTPRequestHandler):
     explorer: Explorer
     server_version = "minigpt-explore"
     quiet = True
+    # The headers and the body go out as two writes; without this, Nagle's algorithm may hold
+    # the body back until the client acknowledges the headers (up to 40 ms of a delayed ACK).
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args) -> None:
         if not self.quiet:
