@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-test
 REF_STAMP := $(VENV)/.installed-reference
 
-.PHONY: setup demo test install-check lint reference bench clean
+.PHONY: setup demo explore test install-check lint reference bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -18,6 +18,10 @@ setup: $(STAMP)
 # The main job: generate text with every strategy on the bundled default model.
 demo: setup
 	$(BIN)/python -m minigpt demo
+
+# The decoding explorer: a page on http://127.0.0.1:8015/ that steps through any strategy.
+explore: setup
+	$(BIN)/python -m minigpt explore
 
 # The whole suite. Reference-parity tests are reported as skipped without torch + transformers.
 # "slow or not slow" brings back the install check that a plain `pytest` leaves out.
