@@ -11,12 +11,15 @@ CI runs that; it needs PyPI (or pip's cache) for setuptools, numpy, safetensors 
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
+import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -42,6 +45,9 @@ BUNDLED = [
     "minigpt/data/gpt2-tokenizer/README.md",
     "minigpt/make_random.py",
     "minigpt/download.py",
+    "minigpt/explore/static/index.html",
+    "minigpt/explore/static/explore.js",
+    "minigpt/explore/static/explore.css",
 ]
 
 
@@ -179,6 +185,27 @@ def user_env(home: Path, venv: Path, **extra: str) -> dict[str, str]:
     return env | extra
 
 
+def check_explore_serves_its_page(work: Path, env: dict) -> None:
+    """`minigpt explore` from the installed wheel: its page, its script, one run; Ctrl-C ends it."""
+    command = ["minigpt", "explore", "--port", "0", "--no-browser"]
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    server = subprocess.Popen(command, cwd=work, env=env, **pipes)
+    try:
+        url = re.search(r"http://127\.0\.0\.1:\d+/", server.stdout.readline())[0]
+        with urllib.request.urlopen(url, timeout=60) as page:
+            assert b"/static/explore.js" in page.read()
+        with urllib.request.urlopen(url + "static/explore.js", timeout=60) as script:
+            assert b"/api/run" in script.read()
+        run = urllib.request.Request(url + "api/run", data=b'{"prompt": "hi", "max_new_tokens": 2}',
+                                     headers={"Content-Type": "application/json"})  # fmt: skip
+        with urllib.request.urlopen(run, timeout=60) as answer:
+            assert len(json.loads(answer.read())["trace"]["steps"]) == 2
+    finally:
+        server.send_signal(signal.SIGINT)
+        out, err = server.communicate(timeout=60)
+    assert server.returncode == 0 and "stopped" in err, err
+
+
 @pytest.mark.slow
 def test_the_wheel_installs_and_runs_from_anywhere_writing_nothing_into_site_packages(tmp_path):
     sdist, wheel = build_sdist_then_wheel(copy_sources(tmp_path / "src"), tmp_path / "dist")
@@ -217,6 +244,8 @@ def test_the_wheel_installs_and_runs_from_anywhere_writing_nothing_into_site_pac
     assert "greedy search" in demo.stdout and "RANDOM" not in demo.stdout + demo.stderr
     assert minigpt("generate", "hi", "--max-new-tokens", "5").stdout.startswith("hi")
     assert "perplexity" in minigpt("score", "hi").stdout
+    assert "--no-browser" in minigpt("explore", "--help").stdout
+    check_explore_serves_its_page(work, env)
 
     # `minigpt download` fills ~/.cache/minigpt/gpt2/, where --model gpt2 will look.
     with StubHub() as hub:
