@@ -102,6 +102,7 @@ def strategies_json(session: Session) -> dict:
     return {
         "model": str(session.model_dir),
         "eos_token_id": session.model.config.eos_token_id,
+        "vocab_size": session.model.config.vocab_size,
         "max_new_tokens_limit": LIMITS["max_new_tokens"],
         "strategies": [strategy_json(s) for s in STRATEGIES.values()],
     }

@@ -131,7 +131,7 @@ class Panel {
         el("label", {}, "Strategy ", this.strategy),
         el("label", { title: "generate at most N tokens" }, "max_new_tokens ", this.maxNew),
         this.options, buttons),
-      this.status, this.notes, this.text, this.rounds, this.bars, this.tree, this.result);
+      this.status, this.notes, this.text, this.rounds, this.tree, this.bars, this.result);
     this.buildOptions();
     this.draw();
   }
@@ -363,31 +363,36 @@ class Panel {
   }
 
   barChart(step, row) {
+    // A warper that kept the whole vocabulary (temperature) cut nothing: no line, a note.
+    const cuts = row.cuts.filter((cut) => cut.kept < TABLE.vocab_size);
     const shown = row.candidates.slice(0, BARS_SHOWN);
     for (const c of row.candidates.slice(BARS_SHOWN)) if (row.chosen.includes(c.token)) shown.push(c);
-    const labelW = 96, barW = 190, numW = 118, cutW = row.cuts.length ? 130 : 0, rowH = 17, top = 20;
-    const height = top + rowH * shown.length + 8 + 12 * row.cuts.length;
+    const labelW = 96, barW = 190, numW = 118, cutW = cuts.length ? 130 : 0, rowH = 17, top = 20;
+    const height = top + rowH * shown.length + 8 + 12 * cuts.length;
     const chart = svgEl("svg", { class: "bar-chart", width: labelW + barW + numW + cutW, height,
       "data-step": String(step.number), "data-row": String(row.index) });
     const who = this.kind === "beam" ? `beam ${row.index}` : step.rows.length > 1 ? `sample ${row.index}` : "";
     const last = row.sequence.slice(-3).map((t) => this.tokenText(t)).join("");
+    // Scaled to the largest bar, so that a flat distribution's bars are still seen apart.
+    const full = Math.max(1e-9, ...shown.map((c) => Math.max(c.prob, c.model_prob)));
+    const scale = barW / full;
     chart.append(svgEl("text", { x: 2, y: 13, class: "chart-title" },
-      `${who ? who + " · " : ""}after “…${last}”`));
+      `${who ? who + " · " : ""}after “…${last}” (full bar = ${pct(full)})`));
     shown.forEach((c, i) => {
       const y = top + i * rowH;
       const chosen = row.chosen.includes(c.token);
       const g = svgEl("g", { class: chosen ? "bar chosen" : "bar", "data-token": String(c.token) });
       g.append(svgEl("text", { x: labelW - 6, y: y + 11, "text-anchor": "end", class: "tok-label" },
         this.tokenText(c.token)));
-      g.append(svgEl("rect", { x: labelW, y: y + 1, width: Math.max(0.5, c.model_prob * barW), height: 6, class: "model-bar" }));
-      if (c.prob > 0) g.append(svgEl("rect", { x: labelW, y: y + 8, width: Math.max(0.5, c.prob * barW), height: 6, class: "prob-bar" }));
+      g.append(svgEl("rect", { x: labelW, y: y + 1, width: Math.max(0.5, c.model_prob * scale), height: 6, class: "model-bar" }));
+      if (c.prob > 0) g.append(svgEl("rect", { x: labelW, y: y + 8, width: Math.max(0.5, c.prob * scale), height: 6, class: "prob-bar" }));
       const same = Math.abs(c.prob - c.model_prob) < 5e-4;
       g.append(svgEl("text", { x: labelW + barW + 6, y: y + 11, class: "num" },
         (same ? pct(c.model_prob) : `${pct(c.model_prob)} → ${pct(c.prob)}`) + (chosen ? " ◀" : "")));
       chart.append(g);
     });
     // Each warper kept its `kept` most likely tokens: its line goes under that many bars.
-    row.cuts.forEach((cut, j) => {
+    cuts.forEach((cut, j) => {
       const label = `${cut.name}=${cut.param}: ${cut.kept} kept`;
       if (cut.kept < shown.length) {
         const y = top + cut.kept * rowH - 1;
@@ -398,6 +403,12 @@ class Panel {
         chart.append(svgEl("text", { x: 2, y, class: "cut-label" }, `${label} (below the bars shown)`));
       }
     });
+    const whole = row.cuts.filter((cut) => cut.kept >= TABLE.vocab_size);
+    if (whole.length) {
+      chart.setAttribute("height", height + 14);
+      chart.append(svgEl("text", { x: 2, y: height + 8, class: "num" },
+        whole.map((cut) => `${cut.name}=${cut.param}: reshapes, keeps every token`).join("; ")));
+    }
     return chart;
   }
 
