@@ -632,7 +632,9 @@ function removePanel(panel) {
 
 async function start() {
   TABLE = await api("/api/strategies");
-  document.getElementById("model").textContent = `model: ${TABLE.model}`;
+  const model = document.getElementById("model");
+  model.textContent = `model: ${TABLE.model.split("/").filter(Boolean).pop()}`;
+  model.title = TABLE.model;
   document.getElementById("prompt").addEventListener("input", () => panels.forEach((p) => p.invalidate()));
   document.getElementById("compare").addEventListener("click", () => {
     const other = TABLE.strategies.find((s) => s.name === "beam") || TABLE.strategies[0];
