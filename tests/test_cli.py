@@ -133,7 +133,8 @@ def test_json_has_exactly_the_documented_fields(model_dir, logits):
     assert set(result) == {"prompt_ids", "sequences"}
     assert result["prompt_ids"] == PROMPT_IDS
     (seq,) = result["sequences"]
-    assert set(seq) == {"ids", "text", "score", "logprob", "finish_reason"}
+    assert set(seq) == {"ids", "text", "score", "logprob", "token_logprobs", "transition_scores",
+                        "finish_reason"}  # fmt: skip
     assert seq["ids"][:4] == PROMPT_IDS and len(seq["ids"]) == 9
     assert seq["finish_reason"] == "length"  # EOS is off: it ran its 5 tokens
     assert seq["score"] is None  # only beam search has a score

@@ -43,7 +43,7 @@ def test_a_new_decoder_is_one_table_entry(monkeypatch, capsys, model_dir):
     status, out, _ = main(capsys, "generate", "--help")
     words = " ".join(out.split())  # argparse wraps long help lines
     assert status == 0 and "| least (the least likely token)" in words
-    assert "sample/least: the random seed" in words
+    assert "sample/beam-sample/least: the random seed" in words
 
     status, out, err = main(
         capsys, "generate", "I have a dream", "--model", str(model_dir), "--strategy", "least",

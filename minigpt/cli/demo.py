@@ -23,6 +23,8 @@ DEMO_RUNS = [
     ("beam search, 3 beams", "--strategy beam --num-beams 3"),
     ("top-k sampling, k=20, seed 0", "--strategy sample --top-k 20 --seed 0"),
     ("nucleus sampling, p=0.9, seed 0", "--strategy sample --top-p 0.9 --seed 0"),
+    ("beam sampling, 4 beams, T=0.8, seed 1",
+     "--strategy beam-sample --num-beams 4 --temperature 0.8 --seed 1"),
     ("the seed post's exhaustive tree, 2 children per node, depth 5 ({sent} sequences sent to "
      "the model)", "--strategy tree --num-beams 2"),
     ("real beam search, 2 beams, 5 tokens ({sent} sequences sent)",

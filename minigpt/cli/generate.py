@@ -140,6 +140,19 @@ def hf_redirects(strategy: Strategy, options: dict, given: dict, session: Sessio
             "(--length-penalty and --early-stopping change nothing there)"
         )
         return greedy, processors
+    if strategy.name == "beam-sample" and options["num_beams"] == 1:
+        # HF's generate(do_sample=True, num_beams=1) is plain sampling (min_tokens_to_keep 1).
+        with named_as_flags():  # still checked as HF checks them
+            check_beam_params(*(options[name] for name in
+                                ("num_beams", "num_return_sequences", "length_penalty",
+                                 "early_stopping")))  # fmt: skip
+        sampling = STRATEGIES["sample"]
+        session.notes.append(
+            "note: --num-beams 1 runs sampling, as HF generate(do_sample=True, num_beams=1) "
+            "does (--length-penalty and --early-stopping change nothing there)"
+        )
+        return sampling, {name: options.get(name, default)
+                          for name, default in sampling.options.items()}  # fmt: skip
     return strategy, options
 
 
@@ -235,6 +248,7 @@ def generate_json(request: Request, hypotheses: list[Hypothesis], session: Sessi
             "text": session.visible_text(h.ids),
             "score": h.score if request.strategy.score_name else None,
             "logprob": h.logprob,
+            **per_token_scores(h),
             "finish_reason": request.finish_reason(h),
         }
         for h in hypotheses
@@ -245,6 +259,17 @@ def generate_json(request: Request, hypotheses: list[Hypothesis], session: Sessi
         result["assistant"] = {name: getattr(stats, name) for name in
                                ("rounds", "drafted", "accepted")}  # fmt: skip
     return jsonable(result)
+
+
+def per_token_scores(h: Hypothesis) -> dict:
+    """One number per generated token: the model's raw log-prob (they add up to "logprob") and
+    HF's transition score (compute_transition_scores, normalize_logits=False; docs/scores.md).
+    None for a decoder that does not record them (the tree search)."""
+    recorded = len(h.token_logprobs) == len(h.new_ids) == len(h.transition_scores)
+    return {
+        "token_logprobs": h.token_logprobs if recorded else None,
+        "transition_scores": h.transition_scores if recorded else None,
+    }
 
 
 def print_hypotheses(

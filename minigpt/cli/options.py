@@ -93,27 +93,27 @@ def common_options() -> list[tuple[str, dict, str]]:
 # from the table and is named in front of the help; a strategy whose entry gives the option a
 # meaning of its own (Strategy.option_help) gets its own piece of the line.
 STRATEGY_OPTIONS = [
-    ("--num-beams", {"type": int, "metavar": "K"}, "beams kept per step (default 4)"),
+    ("--num-beams", {"type": int, "metavar": "K"}, "beams kept (default 4)"),
     ("--length-penalty", {"type": float, "metavar": "X"},
-     "rank by sum of log-probs / length**X (default 1.0; > 0 favours long)"),
+     "rank by sum of log-probs / length**X (default 1; > 0: longer)"),
     ("--early-stopping", {"type": early_stopping_arg, "metavar": "{true,false,never}"},
-     "stop at K finished (true), at HF's bound (false, default), exact (never)"),
+     "true: at K finished, false (default): HF's bound, never: exact"),
     ("--num-return-sequences", {"type": int, "metavar": "N"}, "N best hypotheses"),
     ("--temperature", {"type": float, "metavar": "T"},
-     "divide the logits by T (< 1 sharper, > 1 flatter; 0 means greedy)"),
+     "divide the logits by T (< 1 sharper; for sample 0 is greedy)"),
     ("--top-k", {"type": int, "metavar": "K"}, "keep only the K most likely tokens"),
     ("--top-p", {"type": float, "metavar": "P"},
-     "keep the most likely tokens until their mass reaches P (nucleus)"),
+     "keep the top tokens until their mass reaches P (nucleus)"),
     ("--min-p", {"type": float, "metavar": "P"},
-     "keep the tokens at least P times as likely as the most likely one"),
+     "keep tokens at least P times as likely as the top one"),
     ("--typical-p", {"type": float, "metavar": "P"},
-     "keep the tokens whose surprise is nearest the entropy, up to mass P"),
+     "keep tokens of surprise nearest the entropy, up to mass P"),
     ("--repetition-penalty", {"type": float, "metavar": "R"},
-     "R > 1 makes tokens already in the text less likely"),
+     "R > 1 makes tokens already in the text rarer"),
     ("--no-repeat-ngram-size", {"type": int, "metavar": "N"},
      "never generate an N-gram the text already holds"),
     ("--seed", {"type": int, "metavar": "S"},
-     "the random seed; same seed, same text (default: a fresh one, printed)"),
+     "the random seed, same seed same text (default: a fresh one)"),
     ("--assistant-model", {"metavar": "DIR|NAME"},
      "a draft model (same vocabulary) guesses tokens, the model checks"),
     ("--num-assistant-tokens", {"type": int, "metavar": "N"},
@@ -131,7 +131,7 @@ STRATEGY_OPTIONS = [
 
 OUTPUT_OPTIONS = [
     ("--json", {"action": "store_true"},
-     "print JSON: prompt_ids, sequences [{ids, text, score, logprob, finish_reason}]"),
+     "print JSON: prompt_ids, sequences [{ids, text, scores, finish_reason}] (README)"),
     ("--trace", {"metavar": "FILE"}, "write what every step saw and chose to FILE, as JSON"),
     ("--tree", {"metavar": "FILE"},
      "draw the search tree to FILE: .dot, or .svg/.png/.pdf rendered by Graphviz"),
@@ -149,12 +149,13 @@ def flag(name: str) -> str:
 
 
 def strategy_option_help(option_flag: str, text: str) -> str:
-    """'greedy/beam: TEXT', or 'beam: TEXT; tree: ITS OWN' where an entry has its own words."""
+    """'greedy/beam: TEXT', or 'beam/beam-sample: TEXT; tree: ITS OWN' where an entry has its
+    own words (strategies with the same words share one piece, in the table's order)."""
     name = dest(option_flag)
-    takers = [STRATEGIES[s] for s in strategies_taking(name)]
-    if not any(name in s.option_help for s in takers):
-        return f"{'/'.join(s.name for s in takers)}: {text}"
-    return "; ".join(f"{s.name}: {s.option_help.get(name, text)}" for s in takers)
+    pieces: dict[str, list[str]] = {}  # words -> the strategies they are for
+    for s in strategies_taking(name):
+        pieces.setdefault(STRATEGIES[s].option_help.get(name, text), []).append(s)
+    return "; ".join(f"{'/'.join(names)}: {words}" for words, names in pieces.items())
 
 
 def add_model_option(parser: argparse.ArgumentParser) -> None:
@@ -203,5 +204,5 @@ def build_parser() -> argparse.ArgumentParser:
     downloader.add_arguments(fetch)
     from minigpt.cli.explore import add_explore_arguments
 
-    add_explore_arguments(commands.add_parser("explore", help="step through decoders in a web page"))
+    add_explore_arguments(commands.add_parser("explore", help="watch the decoders step, in a page"))
     return parser

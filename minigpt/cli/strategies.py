@@ -19,6 +19,7 @@ import numpy as np
 import minigpt
 from decoding.assisted import assisted_greedy_search, assisted_sample
 from decoding.beam import beam_search
+from decoding.beam_sample import beam_sample
 from decoding.common import NextTokenLogits, OnToken
 from decoding.greedy import greedy_search
 from decoding.results import Hypothesis
@@ -119,6 +120,13 @@ def run_beam(next_token_logits: NextTokenLogits, run: Run):
     return decoded.hypotheses, decoded.trace
 
 
+def run_beam_sample(next_token_logits: NextTokenLogits, run: Run):
+    options = dict(run.options)
+    rng = np.random.default_rng(options.pop("seed"))  # the CLI has picked one if none was given
+    (decoded,) = beam_sample(next_token_logits, run.prompt, rng=rng, **common(run), **options)
+    return decoded.hypotheses, decoded.trace
+
+
 def run_tree(next_token_logits: NextTokenLogits, run: Run):
     branching, depth = run.options["num_beams"], run.max_new_tokens
     check_tree_size(branching, depth)
@@ -163,7 +171,7 @@ STRATEGIES = {
     for s in [
         Strategy("greedy", "", run_greedy, {**PROCESSORS, **ASSISTANCE}, streams=True),
         Strategy(
-            "beam", "beam search", run_beam,
+            "beam", "", run_beam,
             {"num_beams": 4, "num_return_sequences": 1, "length_penalty": 1.0,
              "early_stopping": False, **PROCESSORS},
             score_name="score",
@@ -173,7 +181,16 @@ STRATEGIES = {
             "sample", "", run_sample,
             {**WARPERS, **PROCESSORS, "num_return_sequences": 1, "seed": None, **ASSISTANCE},
             streams=True,
-            option_help={"num_return_sequences": "N independent samples"},
+            option_help={"num_return_sequences": "N samples"},
+        ),
+        Strategy(
+            # No label: --strategy's one line of help has no room, and the name says it.
+            "beam-sample", "", run_beam_sample,
+            {"num_beams": 4, "num_return_sequences": 1, "length_penalty": 1.0,
+             "early_stopping": False, **WARPERS, **PROCESSORS, "seed": None},
+            score_name="score",
+            score_help="sum of warped log-probs / new tokens ** length_penalty "
+                       "(HF's sequences_scores)",
         ),
         Strategy(
             "tree", "the seed post's top-b tree", run_tree,
@@ -192,6 +209,6 @@ def strategies_taking(option: str) -> list[str]:
     """The names of the strategies that take `option` (an argparse dest such as "top_p").
 
     >>> strategies_taking("num_beams")
-    ['beam', 'tree']
+    ['beam', 'beam-sample', 'tree']
     """
     return [s.name for s in STRATEGIES.values() if option in s.options]
