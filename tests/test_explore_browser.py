@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -251,3 +252,15 @@ def test_a_bad_option_is_shown_and_marked(page):
         "class"
     )
     page.get_log("browser")  # the 400 itself is logged by the browser: expected here
+
+
+def test_without_chromium_these_tests_skip_saying_how_to_install_it_or_fail_if_required(
+    monkeypatch, tmp_path
+):
+    monkeypatch.setattr(sys.modules[__name__], "CHROMIUM", tmp_path / "no-chromium")
+    monkeypatch.delenv("MINIGPT_REQUIRE_BROWSER", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="apt-get install -y chromium"):
+        require_browser()
+    monkeypatch.setenv("MINIGPT_REQUIRE_BROWSER", "1")
+    with pytest.raises(pytest.fail.Exception, match="no-chromium missing"):
+        require_browser()

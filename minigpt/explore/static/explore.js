@@ -270,9 +270,11 @@ class Panel {
   // -------------------------------------------------------------------------- drawing
 
   draw() {
+    const done = Boolean(this.answer) && this.shown === this.units;
+    this.stepButton.disabled = this.runButton.disabled = Boolean(this.busy) || done;
     this.root.dataset.shown = String(this.shown);
     this.root.dataset.units = this.answer ? String(this.units) : "";
-    this.root.dataset.done = String(Boolean(this.answer) && this.shown === this.units);
+    this.root.dataset.done = String(done);
     for (const part of [this.text, this.bars, this.tree, this.rounds, this.result, this.notes]) part.replaceChildren();
     if (!this.answer) {
       if (!this.busy && !this.status.classList.contains("error")) {
@@ -433,10 +435,12 @@ class Panel {
     for (const [mode, at] of Object.entries(stops)) {
       if (at !== null && at <= this.shown) marks.push({ depth: at, text: `early_stopping=${mode} stops after step ${at}` });
     }
+    const beyond = Object.entries(stops).filter(([, at]) => at === null).map(([mode]) => mode);
     this.tree.append(el("div", { class: "caption", text:
       "beam tree: every candidate ranked at each step; blue = live beam, double border = entered the " +
       "finished pool, grey = pruned (spare, not kept, or finished too late); bold = the pool's best so far; " +
-      `this run: early_stopping=${a.request.options.early_stopping}` }));
+      `this run: early_stopping=${a.request.options.early_stopping}` +
+      (beyond.length ? `; early_stopping=${beyond.join(" or ")} would go on past this run's end` : "") }));
     this.tree.append(drawTree(a.prompt_ids.join(","), this.promptLabel(), nodes, best.join(","), marks));
   }
 
