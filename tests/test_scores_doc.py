@@ -4,6 +4,7 @@ and the page is linked from the README and docs/design.md."""
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -39,3 +40,15 @@ def test_every_block_of_the_page_is_generated():
 def test_the_page_is_linked_from_the_readme_and_the_design_notes():
     assert "docs/scores.md" in (REPO / "README.md").read_text(encoding="utf-8")
     assert "scores.md" in (REPO / "docs/design.md").read_text(encoding="utf-8")
+
+
+def test_every_number_the_prose_quotes_is_in_a_generated_table():
+    # The prose is hand-written: a number it quotes must still be one the tables print, so a
+    # rebuilt table cannot leave the text behind.
+    page = build_scores.DOC.read_text(encoding="utf-8")
+    tables = "".join(m["body"] for m in build_scores.BLOCK.finditer(page))
+    prose = build_scores.BLOCK.sub("", page)
+    quoted = re.findall(r"-?\d+\.\d{4}", prose)
+    assert quoted, "the prose quotes no number: this test checks nothing"
+    for number in quoted:
+        assert number in tables, f"{number} is quoted but no table prints it"
