@@ -264,3 +264,26 @@ def test_without_chromium_these_tests_skip_saying_how_to_install_it_or_fail_if_r
     monkeypatch.setenv("MINIGPT_REQUIRE_BROWSER", "1")
     with pytest.raises(pytest.fail.Exception, match="no-chromium missing"):
         require_browser()
+
+
+def test_each_early_stopping_mode_is_marked_where_its_own_run_stops(page, capsys, tmp_path):
+    # With "," as EOS (token 12 of the bundled vocabulary) finished beams come early and the
+    # modes part; the "never" run is the longest, so all three marks fall within it.
+    (panel,) = panels(page)
+    choose_strategy(panel, "beam")
+    fields = {"num_beams": "3", "max_new_tokens": "12", "eos_token_id": "12",
+              "early_stopping": "never"}  # fmt: skip
+    for name, value in fields.items():
+        set_field(panel, name, value)
+    run_to_end(page, panel)
+    labels = [e.text for e in panel.find_elements("css selector", ".tree svg .stop-label")]
+    marked = {m[1]: int(m[2]) for m in map(re.compile(r"early_stopping=(\w+) .* (\d+)").match,
+                                           labels)}  # fmt: skip
+    stops = {}
+    for mode in ("true", "false", "never"):
+        _, trace = generate(capsys, tmp_path, "Once upon a time", "--strategy", "beam",
+                            "--num-beams", "3", "--max-new-tokens", "12", "--eos-token-id", "12",
+                            "--early-stopping", mode)  # fmt: skip
+        stops[mode] = len(trace["trace"]["steps"])
+    assert len(set(stops.values())) > 1, "the modes should part here"
+    assert marked == stops

@@ -99,6 +99,9 @@ class Panel {
     this.maxNew = el("input", { class: "opt max-new-tokens", type: "number", min: "1",
       max: String(TABLE.max_new_tokens_limit), "data-name": "max_new_tokens" });
     this.maxNew.addEventListener("input", () => this.invalidate());
+    this.eos = el("input", { class: "opt eos-token-id", type: "text", "data-name": "eos_token_id",
+      placeholder: String(TABLE.eos_token_id) });
+    this.eos.addEventListener("input", () => this.invalidate());
     this.options = el("div", { class: "options" });
     const button = (cls, text, title) => el("button", { class: cls, type: "button", text, title });
     this.stepButton = button("step", "Step", "reveal one more step (one token, one beam step, one round)");
@@ -130,6 +133,8 @@ class Panel {
       el("div", { class: "controls" },
         el("label", {}, "Strategy ", this.strategy),
         el("label", { title: "generate at most N tokens" }, "max_new_tokens ", this.maxNew),
+        el("label", { title: "stop once this token is generated; none = never (default: the model's EOS)" },
+          "eos_token_id ", this.eos),
         this.options, buttons),
       this.status, this.notes, this.text, this.rounds, this.tree, this.bars, this.result);
     this.buildOptions();
@@ -179,6 +184,9 @@ class Panel {
     const body = { strategy: this.strategy.value, prompt: document.getElementById("prompt").value, options };
     const n = this.maxNew.value.trim();
     if (n !== "") body.max_new_tokens = /^\d+$/.test(n) ? Number(n) : n;
+    const eos = this.eos.value.trim();
+    if (eos.toLowerCase() === "none") body.eos_token_id = null;
+    else if (eos !== "") body.eos_token_id = /^\d+$/.test(eos) ? Number(eos) : eos;
     return body;
   }
 
