@@ -80,6 +80,8 @@ REQUESTS = [
      "options": {"num_beams": 3, "num_return_sequences": 2, "early_stopping": "never"}},
     {"strategy": "sample", "prompt": PROMPT, "max_new_tokens": 6,
      "options": {"seed": 7, "top_k": 9, "top_p": 0.8, "temperature": 1.3}},
+    {"strategy": "beam-sample", "prompt": PROMPT, "max_new_tokens": 5,
+     "options": {"num_beams": 3, "seed": 1, "top_k": 10}},
     {"strategy": "tree", "prompt": PROMPT, "max_new_tokens": 3, "options": {"num_beams": 2}},
     {"strategy": "greedy", "prompt": "a cat and a cat and a", "max_new_tokens": 6,
      "options": {"prompt_lookup_num_tokens": 3}},
