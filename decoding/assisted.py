@@ -325,6 +325,8 @@ def assisted_run(
     """
     sequence = list(prompt)
     logprob = 0.0  # the model's log-probs of the generated tokens, as greedy_search sums them
+    token_logprobs: list[float] = []  # each of them, and each token's transition score: its
+    transition_scores: list[float] = []  # entry in the scores it was checked against
     generated = 0
     vocab_size = None
     while generated < max_new_tokens:
@@ -355,22 +357,33 @@ def assisted_run(
                          check.q, check.residual)  # fmt: skip
             sequence.append(token)
             logprob += float(model_logp[token])
+            token_logprobs.append(float(model_logp[token]))
+            transition_scores.append(float(check.scores[token]))
             generated += 1
             accepted += kept
             if emit is not None:
                 emit(token)
             if token == eos:
                 stats.accepted += accepted
-                return Hypothesis(sequence, len(prompt), logprob), "stopped at EOS"
+                return Hypothesis(sequence, len(prompt), logprob, None, token_logprobs,
+                                  transition_scores), "stopped at EOS"  # fmt: skip
             if not kept:
                 break
         stats.accepted += accepted
         drafter.update(n, accepted)
-    return Hypothesis(sequence, len(prompt), logprob), "reached max_new_tokens"
+    hypothesis = Hypothesis(sequence, len(prompt), logprob, None, token_logprobs, transition_scores)
+    return hypothesis, "reached max_new_tokens"
 
 
 def make_drafter(
-    assistant_model, num_tokens, schedule, threshold, lookup_tokens, max_ngram, pick, processors,
+    assistant_model,
+    num_tokens,
+    schedule,
+    threshold,
+    lookup_tokens,
+    max_ngram,
+    pick,
+    processors,
     eos,
 ):
     """The drafter the options ask for: a DraftModel or a PromptLookup, never both."""

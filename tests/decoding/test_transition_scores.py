@@ -22,6 +22,8 @@ from hypothesis import strategies as st
 from decoding import (
     Processors,
     Warpers,
+    assisted_greedy_search,
+    assisted_sample,
     beam_search,
     compute_transition_scores,
     greedy_search,
@@ -269,3 +271,27 @@ def test_compute_transition_scores_gathers_like_hf_on_a_hand_made_case():
     beam_indices = np.array([[1, 0], [0, -1]])
     got = compute_transition_scores(sequences, [step1, step2], beam_indices)
     assert got.tolist() == [[-6.0, -7.0], [-2.0, 0.0]]
+
+
+@SETTINGS
+@given(case=cases(), lookup=st.sampled_from([1, 3]))
+def test_assisted_decoding_records_the_same_per_token_scores(case, lookup):
+    # Assistance changes how many model calls a text costs, never the text: nor its numbers.
+    model = toy_model(case["kind"], case["vocab_size"], case["seed"])
+    plain = greedy_search(model, case["prompts"], **common(case))
+    assisted = assisted_greedy_search(model, case["prompts"], prompt_lookup_num_tokens=lookup,
+                                      **common(case))  # fmt: skip
+    for a, p in zip(assisted, plain):
+        assert a.best.ids == p.best.ids
+        assert a.best.token_logprobs == p.best.token_logprobs
+        assert a.best.transition_scores == p.best.transition_scores
+    drafter = toy_model("bigram", case["vocab_size"], case["seed"] + 1)
+    rng = np.random.default_rng(case["seed"])
+    for d in assisted_sample(model, case["prompts"], rng=rng, assistant_model=drafter,
+                             num_assistant_tokens=2, temperature=0.7, **common(case)):  # fmt: skip
+        h = d.best
+        check_token_logprobs(model, h)
+        for t, token in enumerate(h.new_ids):
+            _, processed = processed_row(model, case, h.ids[: h.prompt_length + t])
+            warped, _ = Warpers(temperature=0.7).apply(processed)
+            assert h.transition_scores[t] == float(warped[token])
