@@ -52,7 +52,7 @@ class Hypothesis:
     logprob: float
     score: float | None = None
     # Equality is about what was decoded (ids and the sums). These per-token records are
-    # detail some decoders do not keep (tree search, assisted decoding), so they stay out of it.
+    # detail that not every decoder keeps (the tree search does not), so they stay out of it.
     token_logprobs: list[float] = field(default_factory=list, compare=False)
     transition_scores: list[float] = field(default_factory=list, compare=False)
     beam_indices: list[int] = field(default_factory=list, compare=False)
@@ -82,7 +82,7 @@ class Beam:
     score: float
     logprob: float
     # Equality is about what was decoded (ids and the sums). These per-token records are
-    # detail some decoders do not keep (tree search, assisted decoding), so they stay out of it.
+    # detail that not every decoder keeps (the tree search does not), so they stay out of it.
     token_logprobs: list[float] = field(default_factory=list, compare=False)
     transition_scores: list[float] = field(default_factory=list, compare=False)
     beam_indices: list[int] = field(default_factory=list, compare=False)
