@@ -23,6 +23,7 @@ NOT_OURS = {
     "weights/gpt2/model.safetensors",  # python -m minigpt download gpt2
     "weights/corpus/stories.txt",  # weights/scripts/make_corpus.py
     "tests/generation/test_logits_process.py",  # in the transformers repository
+    "tests/generation/test_stopping_criteria.py",  # in the transformers repository
 }
 
 
