@@ -46,9 +46,14 @@ def require_browser():
 
 
 @pytest.fixture(scope="module")
-def url():
-    with serving() as (base, _):
-        yield base
+def served():
+    with serving() as (base, server):
+        yield base, server
+
+
+@pytest.fixture(scope="module")
+def url(served):
+    return served[0]
 
 
 @pytest.fixture(scope="module")
@@ -287,3 +292,18 @@ def test_each_early_stopping_mode_is_marked_where_its_own_run_stops(page, capsys
         stops[mode] = len(trace["trace"]["steps"])
     assert len(set(stops.values())) > 1, "the modes should part here"
     assert marked == stops
+
+
+def test_cancel_stops_the_run_the_page_waits_for(page, served):
+    explorer = served[1].RequestHandlerClass.explorer
+    (panel,) = panels(page)
+    cancel = panel.find_element("css selector", "button.cancel")
+    assert not cancel.is_enabled()
+    with explorer.turn:  # the server is busy with another run: this one waits its turn
+        panel.find_element("css selector", "button.step").click()
+        wait(page, lambda d: cancel.is_enabled() and explorer.running)
+        cancel.click()
+        wait(page, lambda d: all(event.is_set() for event in explorer.running.values()))
+    wait(page, lambda d: status_of(panel) == "cancelled")
+    assert not cancel.is_enabled() and panel.get_attribute("data-shown") == "0"
+    page.get_log("browser")  # the 409 itself is logged by the browser: expected here
