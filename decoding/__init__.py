@@ -1,19 +1,30 @@
 """decoding: GPT-2's text decoders in NumPy, exact to Hugging Face generate()."""
 
 # Probabilities, warpers and processors. (Decoders add their own lines and `__all__ += [...]`.)
+from decoding.length_processors import exponential_decay_length_penalty, min_length, min_new_tokens
+from decoding.pipeline import Pipeline
 from decoding.probs import log_softmax, softmax
 from decoding.processors import (
     Processors,
     banned_ngram_tokens,
+    begin_suppress_tokens,
     no_repeat_ngram,
+    renormalize_logits,
     repetition_penalty,
+    suppress_tokens,
 )
+from decoding.sequence_bias import bad_words_ids, sequence_bias
+from decoding.stopping import MaxTime, max_time_reached, stop_strings
 from decoding.warpers import (
+    ScoreStep,
     Warpers,
     WarpStep,
     apply_temperature,
     count_kept,
+    epsilon_cutoff,
+    eta_cutoff,
     min_p_filter,
+    top_h,
     top_k_filter,
     top_p_filter,
     typical_filter,
@@ -27,13 +38,29 @@ __all__ = [
     "top_p_filter",
     "min_p_filter",
     "typical_filter",
+    "top_h",
+    "epsilon_cutoff",
+    "eta_cutoff",
     "count_kept",
     "Warpers",
     "WarpStep",
+    "ScoreStep",
     "repetition_penalty",
     "no_repeat_ngram",
     "banned_ngram_tokens",
+    "sequence_bias",
+    "bad_words_ids",
+    "min_length",
+    "min_new_tokens",
+    "exponential_decay_length_penalty",
+    "suppress_tokens",
+    "begin_suppress_tokens",
+    "renormalize_logits",
     "Processors",
+    "Pipeline",
+    "stop_strings",
+    "MaxTime",
+    "max_time_reached",
 ]
 
 # Decoders, their results and traces. Assisted decoding: greedy search and sampling with a
