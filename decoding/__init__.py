@@ -67,7 +67,7 @@ __all__ = [
 # drafter (a small model, or prompt lookup).
 from decoding.assisted import assisted_greedy_search, assisted_sample
 from decoding.beam import beam_search
-from decoding.beam_sample import beam_sample
+from decoding.beam_sampling import beam_sample
 from decoding.drafters import DraftModel, PromptLookup
 from decoding.greedy import greedy_search
 from decoding.results import AssistStats, Beam, Decoded, Hypothesis, Trace

@@ -241,7 +241,7 @@ def advance(
 
 # How a step's candidates are chosen: (live beams, their scores [beams, V], how many) -> the
 # (beam, token, cumulative score) list, best first. Beam search takes the best; beam sampling
-# (beam_sample.py) draws them.
+# (beam_sampling.py) draws them.
 PickCandidates = Callable[[list[Beam], np.ndarray, int], list[tuple[int, int, float]]]
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import minigpt
 from decoding.assisted import assisted_greedy_search, assisted_sample
 from decoding.beam import beam_search
-from decoding.beam_sample import beam_sample
+from decoding.beam_sampling import beam_sample
 from decoding.common import NextTokenLogits, OnToken
 from decoding.greedy import greedy_search
 from decoding.results import Hypothesis

@@ -1,4 +1,4 @@
-"""Beam sampling (decoding/beam_sample.py) on toy models: reproducible from its seed, beam
+"""Beam sampling (decoding/beam_sampling.py) on toy models: reproducible from its seed, beam
 search exactly where the draw has no choice, HF's warping of log-probs, and its distribution
 against an exact enumeration of every draw on a tiny vocabulary.
 """
