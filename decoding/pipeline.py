@@ -14,12 +14,26 @@ which the trace turns into the picture of which step cut which tokens.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
 from decoding.processors import Processors, renormalize_logits
 from decoding.warpers import ScoreStep, Warpers, score_step
+
+# The processor options a decoder forwards here, by their generate() names.
+PROCESSING_OPTIONS = tuple(f.name for f in fields(Processors)) + ("renormalize_logits",)
+
+
+def check_processing(processing: dict) -> None:
+    """A one-line ValueError for an option no processor has (a typo, or a warper's name
+    given to a decoder that does not sample)."""
+    unknown = sorted(set(processing) - set(PROCESSING_OPTIONS))
+    if unknown:
+        raise ValueError(
+            f"unknown processor option {unknown[0]!r}; the processor options are "
+            + ", ".join(PROCESSING_OPTIONS)
+        )
 
 
 @dataclass(frozen=True)
@@ -50,6 +64,7 @@ class Pipeline:
     ) -> Pipeline:
         """A pipeline from the processor options by name (Processors' fields), the warpers
         (sampling only) and renormalize_logits: the one place a decoder's options land."""
+        check_processing(processors)
         return cls(Processors(**processors), warpers, renormalize_logits)
 
     def active(self, eos_token_id: int | None = None) -> list[tuple[str, object]]:

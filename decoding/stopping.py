@@ -171,3 +171,70 @@ class MaxTime:
 
     def reached(self) -> bool:
         return max_time_reached(self.start, self.clock(), self.max_time)
+
+
+# ---------------------------------------------------------------------------------------------
+# Both, as a decoder uses them
+
+STOP_STRING = "stopped at a stop string"
+MAX_TIME = "reached max_time"
+
+
+@dataclass
+class Stopping:
+    """The stopping criteria of one decoder run besides EOS and max_new_tokens.
+
+    Built once per run by `Stopping.of` (which also starts the max_time budget), then asked
+    after every step. Without stop_strings and max_time it never stops anything.
+
+    >>> stopping = Stopping.of(stop_strings=["op"], token_strings=["st", "o", "p"])
+    >>> stopping.reason([0, 1]), stopping.reason([0, 1, 2])
+    ('', 'stopped at a stop string')
+    """
+
+    stop_strings: tuple[bytes, ...] = ()
+    token_strings: TokenStrings = ()
+    max_time: MaxTime | None = None
+
+    @classmethod
+    def of(
+        cls,
+        stop_strings: object = None,
+        token_strings: TokenStrings | None = None,
+        max_time: float | MaxTime | None = None,
+    ) -> Stopping:
+        """Check the arguments a decoder was given. max_time is a number of seconds (timed by
+        time.monotonic from now) or a MaxTime with a clock of its own (a test's fake one)."""
+        stops: tuple[bytes, ...] = ()
+        if stop_strings is not None:
+            stops = check_stop_strings(stop_strings)
+            if token_strings is None:
+                raise ValueError(
+                    "stop_strings needs token_strings, the text of every token id "
+                    "(minigpt: [tokenizer.token_bytes(i) for i in range(vocab_size)])"
+                )
+        if max_time is not None and not isinstance(max_time, MaxTime):
+            max_time = MaxTime(max_time)
+        return cls(stops, token_strings if stops else (), max_time)
+
+    def time_is_up(self) -> bool:
+        """Has max_time run out? Asked once per step: HF stops every row at once."""
+        return self.max_time is not None and self.max_time.reached()
+
+    def ends_with_stop_string(self, sequence: Sequence[int]) -> bool:
+        if not self.stop_strings:
+            return False
+        window = max(len(s) for s in self.stop_strings)
+        return any(
+            ends_with_stop_string(sequence, s, self.token_strings, window)
+            for s in self.stop_strings
+        )
+
+    def reason(self, sequence: Sequence[int], time_is_up: bool | None = None) -> str:
+        """Why `sequence` stops after its newest token ("" if it goes on); time_is_up as
+        this step's time_is_up() gave it (asked here when not given)."""
+        if self.ends_with_stop_string(sequence):
+            return STOP_STRING
+        if self.time_is_up() if time_is_up is None else time_is_up:
+            return MAX_TIME
+        return ""

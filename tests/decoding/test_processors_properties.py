@@ -427,3 +427,23 @@ def test_stop_strings_look_back_only_as_many_tokens_as_the_longest_has_bytes():
     assert stop_strings([[0, 2], [0, 1, 2]], "ab", table) == [True, False]
     assert stop_strings([[0, 1, 2]], ["ab", "xyz"], table) == [True]  # a longer window
     assert plain_rule([0, 1, 2], ["ab"], table) is False
+
+
+def test_stopping_checks_its_arguments_and_asks_the_clock_once_per_call():
+    from decoding.stopping import MAX_TIME, STOP_STRING, Stopping
+
+    with pytest.raises(ValueError, match="token_strings"):
+        Stopping.of(stop_strings=["x"])
+    ticks = iter([0.0, 1.0, 5.0])
+    stopping = Stopping.of(["ab"], [b"a", b"b"], MaxTime(2.0, clock=lambda: next(ticks)))
+    assert stopping.reason([0, 1]) == STOP_STRING  # no clock read: the stop string decides
+    assert not stopping.time_is_up()  # 1.0 s of 2.0
+    assert stopping.reason([0], time_is_up=True) == MAX_TIME
+    assert stopping.time_is_up()  # 5.0 s
+    assert Stopping.of().reason([0, 1, 2]) == ""
+
+
+def test_pipeline_of_refuses_an_option_no_processor_has():
+    with pytest.raises(ValueError, match="unknown processor option 'top_k'"):
+        Pipeline.of(None, top_k=3)
+    assert Pipeline.of(None, min_new_tokens=2, renormalize_logits=True).renormalize_logits
