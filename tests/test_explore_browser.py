@@ -281,7 +281,9 @@ def test_each_early_stopping_mode_is_marked_where_its_own_run_stops(page, capsys
     for name, value in fields.items():
         set_field(panel, name, value)
     run_to_end(page, panel)
-    labels = [e.text for e in panel.find_elements("css selector", ".tree svg .stop-label")]
+    # textContent, not .text: selenium's .text is "" for a label the tree's scroll box clips.
+    labels = [e.get_attribute("textContent") for e in
+              panel.find_elements("css selector", ".tree svg .stop-label")]  # fmt: skip
     marked = {m[1]: int(m[2]) for m in map(re.compile(r"early_stopping=(\w+) .* (\d+)").match,
                                            labels)}  # fmt: skip
     stops = {}
