@@ -1,6 +1,7 @@
 """decoding: GPT-2's text decoders in NumPy, exact to Hugging Face generate()."""
 
 # Probabilities, warpers and processors. (Decoders add their own lines and `__all__ += [...]`.)
+from decoding.biasing import bad_words_ids, sequence_bias
 from decoding.length_processors import exponential_decay_length_penalty, min_length, min_new_tokens
 from decoding.pipeline import Pipeline
 from decoding.probs import log_softmax, softmax
@@ -13,7 +14,6 @@ from decoding.processors import (
     repetition_penalty,
     suppress_tokens,
 )
-from decoding.sequence_bias import bad_words_ids, sequence_bias
 from decoding.stopping import MaxTime, max_time_reached, stop_strings
 from decoding.warpers import (
     ScoreStep,

@@ -5,7 +5,7 @@ Here: repetition penalty and no-repeat-ngram, which see each row's whole sequenc
 included (as Hugging Face's RepetitionPenaltyLogitsProcessor and NoRepeatNGramLogitsProcessor
 do for decoder-only models); suppress_tokens and begin_suppress_tokens; and renormalize_logits,
 HF's LogitNormalization, which the pipeline (decoding/pipeline.py) runs last of all. The
-sequence biases live in decoding/sequence_bias.py, the EOS-timing processors in
+sequence biases live in decoding/biasing.py, the EOS-timing processors in
 decoding/length_processors.py. Pure functions: logits [B, V] and B token lists in, new float32
 logits out. Token ids >= V in a sequence are ignored, as HF ignores ids the head cannot produce.
 """
@@ -27,6 +27,12 @@ from decoding.batch_checks import (
     generated_counts,
     in_vocab,
 )
+from decoding.biasing import (
+    bad_words_ids,
+    check_bad_words_ids,
+    check_sequence_bias,
+    sequence_bias,
+)
 from decoding.length_processors import (
     check_decay,
     exponential_decay_length_penalty,
@@ -34,12 +40,6 @@ from decoding.length_processors import (
     min_new_tokens,
 )
 from decoding.probs import log_softmax
-from decoding.sequence_bias import (
-    bad_words_ids,
-    check_bad_words_ids,
-    check_sequence_bias,
-    sequence_bias,
-)
 from decoding.warpers import REMOVED, ScoreStep, as_logits, score_step
 
 

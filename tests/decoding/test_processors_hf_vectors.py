@@ -14,10 +14,10 @@ import math
 import numpy as np
 import pytest
 
+from decoding.biasing import bad_words_ids, sequence_bias
 from decoding.length_processors import exponential_decay_length_penalty, min_length, min_new_tokens
 from decoding.probs import softmax
 from decoding.processors import renormalize_logits
-from decoding.sequence_bias import bad_words_ids, sequence_bias
 from decoding.stopping import MaxTime, continues, end_overlaps, stop_strings
 from decoding.warpers import epsilon_cutoff, eta_cutoff, top_h
 from minigpt.tokenizer import load_tokenizer

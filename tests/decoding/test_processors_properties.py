@@ -16,6 +16,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from test_warpers_properties import logits_rows
 
+from decoding.biasing import bad_words_ids, sequence_bias
 from decoding.length_processors import exponential_decay_length_penalty, min_length, min_new_tokens
 from decoding.pipeline import Pipeline
 from decoding.probs import softmax
@@ -27,7 +28,6 @@ from decoding.processors import (
     repetition_penalty,
     suppress_tokens,
 )
-from decoding.sequence_bias import bad_words_ids, sequence_bias
 from decoding.stopping import MaxTime, max_time_reached, stop_strings
 from decoding.warpers import (
     REMOVED_LISTED,

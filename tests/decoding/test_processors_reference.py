@@ -41,10 +41,10 @@ from float64_oracle_cutoffs import (
 from reference import require_reference
 from test_warpers_reference import assert_identical, cases, hf_apply, make_logits
 
+from decoding.biasing import bad_words_ids, sequence_bias
 from decoding.length_processors import exponential_decay_length_penalty, min_length, min_new_tokens
 from decoding.pipeline import Pipeline
 from decoding.processors import begin_suppress_tokens, renormalize_logits, suppress_tokens
-from decoding.sequence_bias import bad_words_ids, sequence_bias
 from decoding.stopping import stop_strings
 from decoding.warpers import (
     Warpers,
