@@ -17,8 +17,11 @@ across the whole frontier and prunes the rest at every step:
     return the best num_return_sequences finished hypotheses
 
 Why 2K: even if K of the candidates end with EOS, K others remain to continue the search.
-Processors (repetition penalty, no-repeat-ngram) act on the log-probs, which are not
-renormalised afterwards: a beam's score is the sum of these processed log-probs.
+Processors (repetition penalty, no-repeat-ngram, ...) act on the log-probs, which are not
+renormalised afterwards (unless renormalize_logits): a beam's score is the sum of these
+processed log-probs. A candidate that completes a stop string finishes as one ending with
+EOS does; once max_time has run out, every candidate of that step finishes (HF's stopping
+criteria mark candidates, not beams).
 """
 
 from __future__ import annotations
@@ -38,8 +41,8 @@ from decoding.common import (
     check_vocab,
 )
 from decoding.outputs import StepOutputs
+from decoding.pipeline import Pipeline
 from decoding.probs import largest, log_softmax
-from decoding.processors import Processors
 from decoding.recorder import new_trace, record_beam_step, record_stop
 from decoding.results import (
     FINISHED,
@@ -52,6 +55,7 @@ from decoding.results import (
     Hypothesis,
     Trace,
 )
+from decoding.stopping import MaxTime, Stopping, TokenStrings
 
 # HF's score for "no hypothesis here yet": while the finished pool has an empty slot, a live
 # beam is compared with this number, so it can always still improve the result.
@@ -165,10 +169,12 @@ def can_still_improve(state: BeamState, step: int, rules: BeamRules) -> bool:
     return best_possible > worst_finished
 
 
-def why_stop(state: BeamState, step: int, rules: BeamRules) -> str:
+def why_stop(state: BeamState, step: int, rules: BeamRules, time_is_up: bool = False) -> str:
     """The reason this search is over after `step`, or "" if it goes on."""
     if step == rules.max_new_tokens:
         return "reached max_new_tokens"
+    if time_is_up:
+        return "reached max_time"
     if not state.beams:
         return "no live beam left (every continuation was banned)"
     if rules.early_stopping is True and len(state.finished) == rules.num_beams:
@@ -205,16 +211,20 @@ def advance(
     step: int,
     rules: BeamRules,
     candidates: list[tuple[int, int, float]],
+    stopping: Stopping | None = None,
+    time_is_up: bool = False,
 ) -> None:
     """One step of one prompt's search; `scores` and `model_logp` have one row per live beam,
-    `candidates` are the 2K (beam, token, cumulative score) it ranked, best first."""
+    `candidates` are the 2K (beam, token, cumulative score) it ranked, best first. A candidate
+    that meets a stopping criterion (a stop string; max_time: all of them) ends as EOS does."""
     k = rules.num_beams
     live: list[Beam] = []
     offered: list[tuple[int, Hypothesis]] = []  # (rank among the candidates, hypothesis)
     fates = []
     for rank, (b, token, total) in enumerate(candidates):
         child = extend(state.beams[b], b, token, total, scores, model_logp)
-        if token == rules.eos_token_id or step == rules.max_new_tokens:
+        ends = token == rules.eos_token_id or step == rules.max_new_tokens or time_is_up
+        if ends or (stopping is not None and stopping.ends_with_stop_string(child.ids)):
             # At the last step every candidate finishes, EOS or not. Only the first K may:
             # the others were kept as spares for the live beams, and HF never lets a spare
             # become a hypothesis.
@@ -236,7 +246,7 @@ def advance(
     record_beam_step(state.trace, step, state.beams, scores, model_logp, candidates, fates, live,
                      state.finished)  # fmt: skip
     state.beams = live
-    state.stop_reason = why_stop(state, step, rules)
+    state.stop_reason = why_stop(state, step, rules, time_is_up)
 
 
 # How a step's candidates are chosen: (live beams, their scores [beams, V], how many) -> the
@@ -249,16 +259,17 @@ def run_search(
     next_token_logits: NextTokenLogits,
     batch: list[list[int]],
     rules: BeamRules,
-    processors: Processors,
+    pipeline: Pipeline,
     pick: PickCandidates,
-    warp: Callable[[np.ndarray], np.ndarray],
     decoder: str,
     trace: bool,
     outputs: StepOutputs,
+    stopping: Stopping,
 ) -> list[BeamState]:
     """The loop both beam decoders share: ask the model for every live beam of every prompt
-    in one call, turn the logits into log-probs, process (and warp) them, pick candidates,
-    advance each prompt. Returns each prompt's final state."""
+    in one call, turn the logits into log-probs, run the pipeline on them (processors, and
+    for beam sampling the warpers), pick candidates, advance each prompt. Returns each
+    prompt's final state."""
     # The search starts from ONE live beam, the prompt. (HF starts from K copies of it, all but
     # the first scored -1e9 so they never win; they only differ from us when the vocabulary is
     # too small to fill 2K candidates, and then they return as placeholder hypotheses.)
@@ -279,13 +290,17 @@ def run_search(
             check_vocab(vocab_size, batch, rules.eos_token_id)
         model_logp = log_softmax(logits)
         # Beam search processes (and beam sampling warps) LOG-PROBS, not logits, as HF does.
-        scores = warp(processors.apply(model_logp, sequences))
+        prompt_lengths = [len(s.prompt) for _, s in running for _ in s.beams]
+        scores, _ = pipeline.apply(model_logp, sequences, prompt_lengths=prompt_lengths,
+                                   eos_token_id=rules.eos_token_id)  # fmt: skip
+        time_is_up = stopping.time_is_up()  # once per step, for every candidate
         start = 0
         for i, s in running:
             rows = slice(start, start + len(s.beams))
             outputs.record(i, list(range(len(s.beams))), scores[rows], logits[rows])
             candidates = pick(s.beams, scores[rows], 2 * rules.num_beams)
-            advance(s, scores[rows], model_logp[rows], step, rules, candidates)
+            advance(s, scores[rows], model_logp[rows], step, rules, candidates, stopping,
+                    time_is_up)  # fmt: skip
             start = rows.stop
     return states
 
@@ -312,11 +327,13 @@ def beam_search(
     early_stopping: bool | str = False,
     num_return_sequences: int = 1,
     eos_token_id: int | None = None,
-    repetition_penalty: float | None = None,
-    no_repeat_ngram_size: int | None = None,
+    stop_strings: str | list[str] | None = None,
+    token_strings: TokenStrings | None = None,
+    max_time: float | MaxTime | None = None,
     trace: bool = False,
     output_scores: bool = False,
     output_logits: bool = False,
+    **processing,
 ) -> list[Decoded]:
     """The `num_return_sequences` best hypotheses of each prompt, best score first.
 
@@ -326,7 +343,8 @@ def beam_search(
     Fewer than num_return_sequences come back only when the vocabulary is too small to fill
     the pool (HF would pad with placeholder sequences). output_scores / output_logits keep each
     step's processed log-probs / raw logits, K rows (beam slots) per step, in Decoded.scores /
-    Decoded.logits.
+    Decoded.logits. **processing, stop_strings, token_strings and max_time: as in
+    greedy_search; a candidate completing a stop string finishes as an EOS one does.
 
     >>> table = np.log(np.array([[0.1, 0.6, 0.3], [0.5, 0.2, 0.3], [0.2, 0.2, 0.6]]))
     >>> bigram = lambda seqs: table[[s[-1] for s in seqs]]
@@ -338,10 +356,9 @@ def beam_search(
     rules = check_rules(num_beams, num_return_sequences, length_penalty, early_stopping,
                         max_new_tokens, eos_token_id)  # fmt: skip
     check_context(next_token_logits, batch, rules.max_new_tokens)
-    processors = Processors(
-        repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size
-    )
+    pipeline = Pipeline.of(None, **processing)
+    stopping = Stopping.of(stop_strings, token_strings, max_time)
     outputs = StepOutputs(len(batch), rules.num_beams, output_scores, output_logits)
-    states = run_search(next_token_logits, batch, rules, processors, top_candidates,
-                        lambda scores: scores, "beam search", trace, outputs)  # fmt: skip
+    states = run_search(next_token_logits, batch, rules, pipeline, top_candidates,
+                        "beam search", trace, outputs, stopping)  # fmt: skip
     return results_of(states, num_return_sequences, outputs)

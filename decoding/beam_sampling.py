@@ -39,10 +39,11 @@ import numpy as np
 from decoding.beam import check_rules, results_of, run_search
 from decoding.common import NextTokenLogits, as_prompts, check_context
 from decoding.outputs import StepOutputs
+from decoding.pipeline import Pipeline
 from decoding.probs import softmax
-from decoding.processors import Processors
 from decoding.results import Beam, Decoded
 from decoding.sampling import draw
+from decoding.stopping import MaxTime, Stopping, TokenStrings
 from decoding.warpers import Warpers
 
 # HF keeps 1 + (number of EOS tokens) tokens in every filter when num_beams > 1, and 2 when no
@@ -89,25 +90,31 @@ def beam_sample(
     num_beams: int,
     max_new_tokens: int,
     temperature: float = 1.0,
+    top_h: float | None = None,
     top_k: int | None = None,
     top_p: float | None = None,
     min_p: float | None = None,
     typical_p: float | None = None,
+    epsilon_cutoff: float | None = None,
+    eta_cutoff: float | None = None,
     length_penalty: float = 1.0,
     early_stopping: bool | str = False,
     num_return_sequences: int = 1,
     eos_token_id: int | None = None,
-    repetition_penalty: float | None = None,
-    no_repeat_ngram_size: int | None = None,
+    stop_strings: str | list[str] | None = None,
+    token_strings: TokenStrings | None = None,
+    max_time: float | MaxTime | None = None,
     trace: bool = False,
     output_scores: bool = False,
     output_logits: bool = False,
+    **processing,
 ) -> list[Decoded]:
     """HF `generate(do_sample=True, num_beams=...)`: the `num_return_sequences` best
     hypotheses of a beam search whose candidates are drawn from `rng` (see the module
     docstring). Arguments as beam_search's plus sampling's warpers; nothing is on by default
     (HF's config turns on top_k=50). Hypothesis.score is HF's `sequences_scores`: the sum of
-    the warped log-probs / generated_length ** length_penalty.
+    the warped log-probs / generated_length ** length_penalty. **processing, stop_strings,
+    token_strings and max_time: as in beam_search.
 
     >>> table = np.log(np.array([[0.1, 0.6, 0.3], [0.5, 0.2, 0.3], [0.2, 0.2, 0.6]]))
     >>> bigram = lambda seqs: table[[s[-1] for s in seqs]]
@@ -122,16 +129,13 @@ def beam_sample(
     rules = check_rules(num_beams, num_return_sequences, length_penalty, early_stopping,
                         max_new_tokens, eos_token_id)  # fmt: skip
     check_context(next_token_logits, batch, rules.max_new_tokens)
-    processors = Processors(
-        repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size
-    )
-    warpers = Warpers(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
-                      typical_p=typical_p, min_tokens_to_keep=BEAM_MIN_TOKENS_TO_KEEP)  # fmt: skip
+    warpers = Warpers(temperature=temperature, top_h=top_h, top_k=top_k, top_p=top_p,
+                      min_p=min_p, typical_p=typical_p, epsilon_cutoff=epsilon_cutoff,
+                      eta_cutoff=eta_cutoff,
+                      min_tokens_to_keep=BEAM_MIN_TOKENS_TO_KEEP)  # fmt: skip
+    pipeline = Pipeline.of(warpers, **processing)
+    stopping = Stopping.of(stop_strings, token_strings, max_time)
     outputs = StepOutputs(len(batch), rules.num_beams, output_scores, output_logits)
-
-    def warp(log_probs: np.ndarray) -> np.ndarray:
-        return warpers.apply(log_probs)[0]
-
-    states = run_search(next_token_logits, batch, rules, processors, sampled_candidates(rng),
-                        warp, "beam sampling", trace, outputs)  # fmt: skip
+    states = run_search(next_token_logits, batch, rules, pipeline, sampled_candidates(rng),
+                        "beam sampling", trace, outputs, stopping)  # fmt: skip
     return results_of(states, num_return_sequences, outputs)

@@ -14,7 +14,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from decoding.processors import Processors
+from decoding.pipeline import Pipeline, check_some_token_left  # noqa: F401 (the decoders' too)
+from decoding.warpers import ScoreStep
 
 NextTokenLogits = Callable[[list[list[int]]], np.ndarray]
 # Called with (sequence index, token) as soon as a decoder has chosen a token: for streaming.
@@ -136,35 +137,28 @@ def ask_model(
     return logits
 
 
-def check_some_token_left(scores: np.ndarray, sequences: list[list[int]]) -> None:
-    """Raise if every token of a row was banned (no-repeat-ngram on a tiny vocabulary)."""
-    dead = scores.max(axis=-1) == -np.inf  # every token of the row is -inf
-    if dead.any():
-        seq = sequences[int(np.argmax(dead))]
-        raise ValueError(
-            f"every token is banned after {seq!r:.60}: lower no_repeat_ngram_size "
-            "or the other filters"
-        )
-
-
 def processed_logits(
     next_token_logits: NextTokenLogits,
     sequences: list[list[int]],
-    processors: Processors,
+    pipeline: Pipeline,
     vocab_size: int | None,
     prompts: list[list[int]],
     eos_token_id: int | None,
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """One step of greedy search or sampling up to the choice: (raw logits, processed scores,
-    vocab size). Checks the model's answer, the prompts against the vocabulary on the first
-    step (vocab_size None), and that the processors left every row a token to choose."""
+    prompt_lengths: list[int],
+) -> tuple[np.ndarray, np.ndarray, list[ScoreStep], int]:
+    """One step of greedy search or sampling up to the choice: (raw logits, the scores after
+    the pipeline, its steps, vocab size). Checks the model's answer, the prompts against the
+    vocabulary on the first step (vocab_size None), and (the pipeline does) that the
+    processors left every row a token to choose. prompt_lengths: one per sequence."""
     logits = ask_model(next_token_logits, sequences, vocab_size)
     if vocab_size is None:
         vocab_size = logits.shape[1]
         check_vocab(vocab_size, prompts, eos_token_id)
-    scores = processors.apply(logits, sequences)  # on logits (beam search: on log-probs)
-    check_some_token_left(scores, sequences)
-    return logits, scores, vocab_size
+    # on logits (beam search runs the same pipeline on log-probs)
+    scores, steps = pipeline.apply(
+        logits, sequences, prompt_lengths=prompt_lengths, eos_token_id=eos_token_id
+    )
+    return logits, scores, steps, vocab_size
 
 
 def ask_model_at_positions(

@@ -3,9 +3,9 @@
     sequence = prompt
     repeat max_new_tokens times:
         logits = model(sequence)                 # scores for every possible next token
-        logits = processors(logits, sequence)    # repetition penalty, no-repeat-ngram
+        logits = processors(logits, sequence)    # decoding/pipeline.py: repetition penalty, ...
         token  = argmax(logits)
-        sequence.append(token); stop if token is EOS
+        sequence.append(token); stop if token is EOS (or a stop string, or max_time)
 
 Fast and deterministic, and short-sighted: a likely token now can lead into an unlikely
 sentence later, which is what beam search (beam.py) looks further ahead to avoid.
@@ -25,10 +25,11 @@ from decoding.common import (
     processed_logits,
 )
 from decoding.outputs import StepOutputs
+from decoding.pipeline import Pipeline
 from decoding.probs import log_softmax
-from decoding.processors import Processors
 from decoding.recorder import new_trace, record_row, record_stop
 from decoding.results import Decoded, Hypothesis
+from decoding.stopping import MaxTime, Stopping, TokenStrings
 
 
 def greedy_search(
@@ -37,12 +38,14 @@ def greedy_search(
     *,
     max_new_tokens: int,
     eos_token_id: int | None = None,
-    repetition_penalty: float | None = None,
-    no_repeat_ngram_size: int | None = None,
+    stop_strings: str | list[str] | None = None,
+    token_strings: TokenStrings | None = None,
+    max_time: float | MaxTime | None = None,
     trace: bool = False,
     on_token: OnToken | None = None,
     output_scores: bool = False,
     output_logits: bool = False,
+    **processing,
 ) -> list[Decoded]:
     """Extend each prompt by its argmax token until EOS (kept) or `max_new_tokens`.
 
@@ -52,6 +55,13 @@ def greedy_search(
     `on_token(i, token)` is called as soon as prompt i's next token is chosen (for streaming).
     output_scores / output_logits keep each step's processed / raw logits in Decoded.scores /
     Decoded.logits, as HF's generate(output_scores=True, output_logits=True).
+    **processing: HF's logits processors by their generate() names (repetition_penalty,
+    no_repeat_ngram_size, sequence_bias, bad_words_ids, min_length, min_new_tokens,
+    exponential_decay_length_penalty, suppress_tokens, begin_suppress_tokens,
+    renormalize_logits; decoding/pipeline.py runs them in HF's order).
+    A row also stops after a token that completes one of `stop_strings` (token_strings: the
+    text of every token id, as str or bytes), and every row once `max_time` seconds have
+    passed (a number, or a MaxTime with its own clock); see decoding/stopping.py.
 
     >>> table = np.log(np.array([[0.1, 0.6, 0.3], [0.5, 0.2, 0.3], [0.2, 0.2, 0.6]]))
     >>> bigram = lambda seqs: table[[s[-1] for s in seqs]]
@@ -64,9 +74,8 @@ def greedy_search(
     max_new_tokens = check_positive_int("max_new_tokens", max_new_tokens)
     check_context(next_token_logits, batch, max_new_tokens)
     eos = check_eos(eos_token_id)
-    processors = Processors(
-        repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size
-    )
+    pipeline = Pipeline.of(None, **processing)
+    stopping = Stopping.of(stop_strings, token_strings, max_time)
 
     sequences = [list(p) for p in batch]
     logprobs = [0.0] * len(batch)  # sum of the model's log-probs of the generated tokens
@@ -85,15 +94,18 @@ def greedy_search(
         if not live:
             break
         live_seqs = [sequences[i] for i in live]
-        logits, scores, vocab_size = processed_logits(
-            next_token_logits, live_seqs, processors, vocab_size, batch, eos
-        )
+        logits, scores, steps, vocab_size = processed_logits(
+            next_token_logits, live_seqs, pipeline, vocab_size, batch, eos,
+            [len(batch[i]) for i in live],
+        )  # fmt: skip
         model_logp = log_softmax(logits)
         tokens = np.argmax(scores, axis=-1)  # the first maximum on ties, as torch.argmax
+        time_is_up = stopping.time_is_up()  # once per step: HF stops every row at once
 
         for row, i in enumerate(live):
             token = int(tokens[row])
-            record_row(traces[i], step, 0, sequences[i], scores[row], model_logp[row], [token])
+            record_row(traces[i], step, 0, sequences[i], scores[row], model_logp[row], [token],
+                       steps, row)  # fmt: skip
             outputs.record(i, [0], scores[row : row + 1], logits[row : row + 1])
             sequences[i].append(token)
             logprobs[i] += float(model_logp[row, token])
@@ -103,6 +115,8 @@ def greedy_search(
                 on_token(i, token)
             if token == eos:
                 stopped[i] = "stopped at EOS"
+            else:
+                stopped[i] = stopping.reason(sequences[i], time_is_up)
 
     results = []
     for i, prompt in enumerate(batch):

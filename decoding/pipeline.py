@@ -36,6 +36,18 @@ def check_processing(processing: dict) -> None:
         )
 
 
+def check_some_token_left(scores: np.ndarray, sequences: Sequence[Sequence[int]]) -> None:
+    """Raise if the processors banned every token of a row (no-repeat-ngram on a tiny
+    vocabulary, bad words and suppressions together, ...): there is nothing to choose."""
+    dead = scores.max(axis=-1) == -np.inf  # every token of the row is -inf
+    if dead.any():
+        seq = sequences[int(np.argmax(dead))]
+        raise ValueError(
+            f"every token is banned after {list(seq)!r:.60}: lower no_repeat_ngram_size "
+            "or the other filters"
+        )
+
+
 @dataclass(frozen=True)
 class Pipeline:
     """Processors, then the warpers (None unless sampling), then renormalisation if asked.
@@ -88,6 +100,7 @@ class Pipeline:
         x, steps = self.processors.apply_traced(
             logits, sequences, prompt_lengths=prompt_lengths, eos_token_id=eos_token_id
         )
+        check_some_token_left(x, sequences)  # before a warper or a softmax meets an empty row
         if self.warpers is not None:
             x, warp_steps = self.warpers.apply(x)
             steps += warp_steps

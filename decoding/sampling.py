@@ -3,10 +3,10 @@
     sequence = prompt
     repeat max_new_tokens times:
         logits = model(sequence)
-        logits = processors(logits, sequence)    # repetition penalty, no-repeat-ngram
-        logits = warpers(logits)                 # temperature, top-k, top-p, min-p, typical
+        logits = processors(logits, sequence)    # decoding/pipeline.py: repetition penalty, ...
+        logits = warpers(logits)                 # temperature, top-h, top-k, top-p, ...
         token  = draw from softmax(logits)
-        sequence.append(token); stop if token is EOS
+        sequence.append(token); stop if token is EOS (or a stop string, or max_time)
 
 The randomness comes only from the `np.random.Generator` you pass in, so the same seed gives
 the same text. HF draws with torch.multinomial; we draw with the inverse CDF of NumPy's
@@ -27,10 +27,11 @@ from decoding.common import (
     processed_logits,
 )
 from decoding.outputs import StepOutputs
+from decoding.pipeline import Pipeline
 from decoding.probs import log_softmax, softmax
-from decoding.processors import Processors
 from decoding.recorder import new_trace, record_row, record_stop
 from decoding.results import Decoded, Hypothesis
+from decoding.stopping import MaxTime, Stopping, TokenStrings
 from decoding.warpers import Warpers
 
 
@@ -58,18 +59,23 @@ def sample(
     rng: np.random.Generator,
     max_new_tokens: int,
     temperature: float = 1.0,
+    top_h: float | None = None,
     top_k: int | None = None,
     top_p: float | None = None,
     min_p: float | None = None,
     typical_p: float | None = None,
-    repetition_penalty: float | None = None,
-    no_repeat_ngram_size: int | None = None,
+    epsilon_cutoff: float | None = None,
+    eta_cutoff: float | None = None,
     num_return_sequences: int = 1,
     eos_token_id: int | None = None,
+    stop_strings: str | list[str] | None = None,
+    token_strings: TokenStrings | None = None,
+    max_time: float | MaxTime | None = None,
     trace: bool = False,
     on_token: OnToken | None = None,
     output_scores: bool = False,
     output_logits: bool = False,
+    **processing,
 ) -> list[Decoded]:
     """Draw `num_return_sequences` independent continuations of each prompt.
 
@@ -81,6 +87,8 @@ def sample(
     sample r % num_return_sequences of prompt r // num_return_sequences (for streaming).
     output_scores / output_logits keep each step's warped / raw logits, one row per sample, in
     Decoded.scores / Decoded.logits (HF's scores of sampling are after processors AND warpers).
+    **processing, stop_strings, token_strings and max_time: as in greedy_search (the
+    processors run before the warpers, renormalize_logits after them).
 
     >>> fixed = lambda seqs: np.tile(np.log([0.1, 0.2, 0.7]), (len(seqs), 1))
     >>> run = lambda seed: sample(fixed, [0], rng=np.random.default_rng(seed), max_new_tokens=4)
@@ -96,12 +104,11 @@ def sample(
     check_context(next_token_logits, batch, max_new_tokens)
     n_samples = check_positive_int("num_return_sequences", num_return_sequences)
     eos = check_eos(eos_token_id)
-    processors = Processors(
-        repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size
-    )
-    warpers = Warpers(
-        temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p, typical_p=typical_p
-    )
+    warpers = Warpers(temperature=temperature, top_h=top_h, top_k=top_k, top_p=top_p,
+                      min_p=min_p, typical_p=typical_p, epsilon_cutoff=epsilon_cutoff,
+                      eta_cutoff=eta_cutoff)  # fmt: skip
+    pipeline = Pipeline.of(warpers, **processing)
+    stopping = Stopping.of(stop_strings, token_strings, max_time)
 
     # One row per (prompt, sample), prompt-major: rows i*n_samples .. (i+1)*n_samples - 1.
     owner = [i for i in range(len(batch)) for _ in range(n_samples)]
@@ -119,13 +126,14 @@ def sample(
         if not live:
             break
         live_seqs = [sequences[r] for r in live]
-        logits, scores, vocab_size = processed_logits(
-            next_token_logits, live_seqs, processors, vocab_size, batch, eos
-        )
-        warped, warp_steps = warpers.apply(scores)
+        logits, warped, warp_steps, vocab_size = processed_logits(
+            next_token_logits, live_seqs, pipeline, vocab_size, batch, eos,
+            [len(batch[owner[r]]) for r in live],
+        )  # fmt: skip
         probs = softmax(warped)
         model_logp = log_softmax(logits)
         uniforms = rng.random(len(live))
+        time_is_up = stopping.time_is_up()  # once per step: HF stops every row at once
         for i in sorted(set(owner[r] for r in live)):
             rows = [row for row, r in enumerate(live) if owner[r] == i]
             slots = [live[row] - i * n_samples for row in rows]
@@ -144,6 +152,8 @@ def sample(
                 on_token(r, token)
             if token == eos:
                 stopped[r] = "EOS"
+            else:
+                stopped[r] = stopping.reason(sequences[r], time_is_up)
 
     results = []
     for i, prompt in enumerate(batch):
