@@ -51,15 +51,24 @@ def record_row(
 
     scores:     the logits it chose from (after processors, and after warpers when sampling);
                 their softmax is each bar's `prob`. model_logp: the model's own log-probs.
-    warp_steps: what `Warpers.apply` returned for the whole batch; `row` is this sequence's row.
+    warp_steps: the ScoreSteps the pipeline (or `Warpers.apply`) returned for the whole batch;
+                `row` is this sequence's row.
     """
     if trace is None:
         return
-    cuts = [Cut(s.name, s.param, s.kept[row]) for s in warp_steps or []]
+    cuts = [Cut(s.name, s.param, s.kept[row], cut_removed(s, row)) for s in warp_steps or []]
     record = top_candidates(index, sequence, softmax(scores), np.exp(model_logp), chosen, cuts)
     if not trace.steps or trace.steps[-1].number != step:
         trace.steps.append(Step(step, []))
     trace.steps[-1].rows.append(record)
+
+
+def cut_removed(step, row: int) -> list[int] | None:
+    """The ids a step removed from `row`, as the step listed them (None: too many to list)."""
+    if not step.removed:  # a record made without the list
+        return []
+    ids = step.removed[row]
+    return None if ids is None else list(ids)
 
 
 def record_beam_step(

@@ -116,11 +116,14 @@ class TokenProb:
 
 @dataclass
 class Cut:
-    """A warper that ran on this row: its name, its parameter, how many tokens survived it."""
+    """A step of the pipeline that ran on this row (a processor or a warper, in the order they
+    ran): its name, its parameter, how many tokens the row still allows after it, and the
+    tokens it removed itself (None when it removed more than a chart could list)."""
 
     name: str
-    param: float | int
+    param: object
     kept: int
+    removed: list[int] | None = field(default_factory=list)
 
 
 @dataclass
@@ -131,7 +134,7 @@ class RowStep:
     sequence:   the ids it extends, prompt included.
     candidates: the TOP_N most probable tokens by `prob` (then by `model_prob` among removed
                 ones), then any chosen token not among them.
-    cuts:       the warpers in the order they ran (sampling only).
+    cuts:       the pipeline's steps that ran, in order (processors, then warpers when sampling).
     chosen:     the token drawn (greedy, sampling), or this beam's tokens among the 2K.
     """
 
@@ -148,7 +151,7 @@ class RowStep:
             list(data["sequence"]),
             [TokenProb(c["token"], c["prob"], c["model_prob"]) for c in data["candidates"]],
             list(data["chosen"]),
-            [Cut(c["name"], c["param"], c["kept"]) for c in data["cuts"]],
+            [Cut(c["name"], c["param"], c["kept"], c.get("removed", [])) for c in data["cuts"]],
         )
 
     def __str__(self) -> str:
