@@ -3,6 +3,11 @@
 Each decoder holds one trace per prompt: a `Trace` with `trace=True`, else None. Every function
 here takes that trace first and returns at once when it is None, so a decoder's loop reads
 `record_row(trace, ...)` and never branches on whether it is being watched.
+
+A decoder's `trace` argument is trace=True, or a decoding.recorder.Watch to see the trace while
+it is filled: the Watch is handed each Trace the moment the decoder creates it, so another
+thread can read the steps recorded so far (a decoder records a step before it asks the model
+for the next one). No decoder knows the difference: both are truthy, and new_trace does the rest.
 """
 
 from __future__ import annotations
@@ -31,9 +36,32 @@ TOP_N = 20  # candidates recorded per row: enough for a bar chart, small enough 
 RESIDUAL_TOP = 5  # a rejection's residual: its top tokens (and the model's and drafter's top 3)
 
 
-def new_trace(enabled: bool, decoder: str, prompt: list[int]) -> Trace | None:
-    """A Trace for one prompt's run, or None when no trace was asked for."""
-    return Trace(decoder, list(prompt)) if enabled else None
+class Watch:
+    """trace=Watch(on_start): trace the run, and call on_start(trace) with each Trace as soon as
+    the decoder creates it, before its first step (one per prompt; assisted sampling makes one
+    per sample and merges them at the end, so there the decoder returns another Trace).
+
+    >>> seen = []
+    >>> new_trace(Watch(seen.append), "greedy search", [1, 2]) is seen[0], seen[0].prompt
+    (True, [1, 2])
+    """
+
+    def __init__(self, on_start) -> None:
+        self.on_start = on_start
+
+    def __bool__(self) -> bool:  # a Watch asks for a trace, as trace=True does
+        return True
+
+
+def new_trace(enabled: bool | Watch, decoder: str, prompt: list[int]) -> Trace | None:
+    """A Trace for one prompt's run (handed to `enabled` first when it is a Watch), or None
+    when no trace was asked for."""
+    if not enabled:
+        return None
+    trace = Trace(decoder, list(prompt))
+    if isinstance(enabled, Watch):
+        enabled.on_start(trace)
+    return trace
 
 
 def record_row(
