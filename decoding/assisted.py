@@ -50,6 +50,7 @@ drafted, never which tokens are generated.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -62,15 +63,15 @@ from decoding.common import (
     check_context,
     check_eos,
     check_positive_int,
-    check_some_token_left,
     check_vocab,
 )
 from decoding.drafters import DraftModel, PromptLookup
+from decoding.pipeline import Pipeline
 from decoding.probs import log_softmax, softmax
-from decoding.processors import Processors
 from decoding.recorder import new_trace, record_check, record_round_start, record_row, record_stop
 from decoding.results import AssistStats, Decoded, Hypothesis, Step, Trace
 from decoding.sampling import draw
+from decoding.stopping import MAX_TIME, STOP_STRING, MaxTime, Stopping, TokenStrings
 from decoding.warpers import Warpers
 
 # ------------------------------------------------------------------------- the sampling rule
@@ -137,10 +138,12 @@ def assisted_greedy_search(
     prompt_lookup_num_tokens: int | None = None,
     max_matching_ngram_size: int | None = None,
     eos_token_id: int | None = None,
-    repetition_penalty: float | None = None,
-    no_repeat_ngram_size: int | None = None,
+    stop_strings: str | list[str] | None = None,
+    token_strings: TokenStrings | None = None,
+    max_time: float | MaxTime | None = None,
     trace: bool = False,
     on_token: OnToken | None = None,
+    **processing,
 ) -> list[Decoded]:
     """`greedy_search`, with a drafter: the same tokens, in fewer calls of the model.
 
@@ -151,7 +154,11 @@ def assisted_greedy_search(
     turns that off) or `prompt_lookup_num_tokens` (draft that many tokens
     by prompt lookup, matching n-grams of up to `max_matching_ngram_size`, default 2).
     Each Decoded's `assistant` says how many rounds ran and how many drafted tokens were kept.
-    Prompts run one after the other; `on_token(i, token)` as in greedy_search.
+    Prompts run one after the other; `on_token(i, token)`, **processing, stop_strings,
+    token_strings and max_time as in greedy_search. A sequence stops at the first token that
+    completes a stop string, even inside a round of accepted guesses (HF looks only at the
+    end of a round, and may run past it), so the text stays greedy_search's; max_time is
+    looked at after every round, as HF does.
 
     >>> table = np.log(np.array([[0.1, 0.6, 0.3], [0.5, 0.2, 0.3], [0.2, 0.2, 0.6]]))
     >>> bigram = lambda seqs: table[[s[-1] for s in seqs]]
@@ -163,40 +170,61 @@ def assisted_greedy_search(
     max_new_tokens = check_positive_int("max_new_tokens", max_new_tokens)
     check_context(next_token_logits, batch, max_new_tokens)
     eos = check_eos(eos_token_id)
-    processors = Processors(
-        repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size
-    )
-
-    def pick(logits: np.ndarray, sequence: list[int]):  # the draft model's greedy step
-        scores = processors.apply(logits[None], [sequence])[0]
-        if scores.max() == -np.inf:
-            return -1, None, 0.0
-        token = int(np.argmax(scores))
-        return token, None, float(softmax(scores)[token])  # its confidence in its argmax
-
-    def verify(logits: np.ndarray, sequence: list[int], drafted: int | None, q):
-        """The model's token after `sequence`, and whether it is the drafted one."""
-        scores = processors.apply(logits[None], [sequence])
-        check_some_token_left(scores, [sequence])
-        token = int(np.argmax(scores[0]))  # the first maximum on ties, as greedy_search
-        return Check(token == drafted, token, scores[0])
-
+    pipeline = Pipeline.of(None, **processing)
+    stopping = Stopping.of(stop_strings, token_strings, max_time)
     drafter_args = (assistant_model, num_assistant_tokens, num_assistant_tokens_schedule,
                     assistant_confidence_threshold, prompt_lookup_num_tokens,
                     max_matching_ngram_size)  # fmt: skip
     check_assistant(next_token_logits, assistant_model, batch, max_new_tokens)
     results = []
     for i, prompt in enumerate(batch):
-        drafter = make_drafter(*drafter_args, pick, processors, eos)
+        score = Scorer(pipeline, len(prompt), eos)
+
+        def pick(logits: np.ndarray, sequence: list[int], score=score):  # a draft's greedy step
+            if score.banned_everything(logits, sequence):
+                return -1, None, 0.0
+            scores, _ = score(logits, sequence)
+            token = int(np.argmax(scores[0]))
+            return token, None, float(softmax(scores[0])[token])  # its confidence in it
+
+        def verify(logits: np.ndarray, sequence: list[int], drafted: int | None, q, score=score):
+            """The model's token after `sequence`, and whether it is the drafted one."""
+            scores, steps = score(logits, sequence)  # refuses a row with every token banned
+            token = int(np.argmax(scores[0]))  # the first maximum on ties, as greedy_search
+            return Check(token == drafted, token, scores[0], steps)
+
+        drafter = make_drafter(*drafter_args, pick, pipeline.processors, eos)
         stats = AssistStats()
         row_trace = new_trace(trace, "assisted greedy search", prompt)
         hypothesis, why = assisted_run(
             next_token_logits, prompt, drafter, verify, max_new_tokens, eos, stats, row_trace,
-            0, (lambda token, i=i: on_token(i, token)) if on_token else None,
+            0, (lambda token, i=i: on_token(i, token)) if on_token else None, stopping,
         )  # fmt: skip
         record_stop(row_trace, f"{why}; {describe(stats)}")
         results.append(Decoded(prompt, [hypothesis], row_trace, stats))
     return results
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """The pipeline at one position of a continuation of a prompt of prompt_length tokens:
+    scorer(logits [V], sequence) -> (scores [1, V], steps)."""
+
+    pipeline: Pipeline
+    prompt_length: int
+    eos: int | None
+
+    def __call__(self, logits: np.ndarray, sequence: list[int]):
+        return self.pipeline.apply(logits[None], [sequence], prompt_lengths=[self.prompt_length],
+                                   eos_token_id=self.eos)  # fmt: skip
+
+    def banned_everything(self, logits: np.ndarray, sequence: list[int]) -> bool:
+        """Did the processors leave no token after `sequence`? A draft model stops drafting
+        there (the model itself refuses such a row, as greedy_search and sample do)."""
+        processed = self.pipeline.processors.apply(
+            logits[None], [sequence], prompt_lengths=[self.prompt_length], eos_token_id=self.eos
+        )
+        return bool(processed.max() == -np.inf)
 
 
 def assisted_sample(
@@ -212,23 +240,29 @@ def assisted_sample(
     prompt_lookup_num_tokens: int | None = None,
     max_matching_ngram_size: int | None = None,
     temperature: float = 1.0,
+    top_h: float | None = None,
     top_k: int | None = None,
     top_p: float | None = None,
     min_p: float | None = None,
     typical_p: float | None = None,
-    repetition_penalty: float | None = None,
-    no_repeat_ngram_size: int | None = None,
+    epsilon_cutoff: float | None = None,
+    eta_cutoff: float | None = None,
     num_return_sequences: int = 1,
     eos_token_id: int | None = None,
+    stop_strings: str | list[str] | None = None,
+    token_strings: TokenStrings | None = None,
+    max_time: float | MaxTime | None = None,
     trace: bool = False,
     on_token: OnToken | None = None,
+    **processing,
 ) -> list[Decoded]:
     """`sample`, with a drafter (speculative sampling): every token distributed exactly as
     sample()'s, in fewer calls of the model. The drafter's options are assisted_greedy_search's;
     a draft model samples its guesses from its own distribution, warped by the same warpers.
     Sequences run one after the other (see the module's docstring for the order of the random
     numbers); `on_token(r, token)` and the rows r as in sample. Each Decoded's `assistant`
-    sums the stats of its num_return_sequences samples.
+    sums the stats of its num_return_sequences samples. **processing, stop_strings,
+    token_strings and max_time as in assisted_greedy_search.
 
     >>> fixed = lambda seqs: np.tile(np.log([0.1, 0.2, 0.7]), (len(seqs), 1))
     >>> run = lambda seed: assisted_sample(fixed, [0], rng=np.random.default_rng(seed),
@@ -244,54 +278,53 @@ def assisted_sample(
     check_context(next_token_logits, batch, max_new_tokens)
     n_samples = check_positive_int("num_return_sequences", num_return_sequences)
     eos = check_eos(eos_token_id)
-    processors = Processors(
-        repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size
-    )
-    warpers = Warpers(
-        temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p, typical_p=typical_p
-    )
-
-    def distribution(logits: np.ndarray, sequence: list[int]):
-        """(warped logits [1, V], warp steps, probabilities [V]) after `sequence`."""
-        scores = processors.apply(logits[None], [sequence])
-        check_some_token_left(scores, [sequence])
-        warped, steps = warpers.apply(scores)
-        return warped, steps, softmax(warped)[0]
-
-    def pick(logits: np.ndarray, sequence: list[int]):  # the draft model's sampling step
-        if processors.apply(logits[None], [sequence]).max() == -np.inf:
-            return -1, None, 0.0  # every token banned here: stop drafting
-        _, _, q = distribution(logits, sequence)
-        token = draw(q, rng.random())
-        return token, q, float(q[token])
-
-    def verify(logits: np.ndarray, sequence: list[int], drafted: int | None, q):
-        """Keep the drafted token with probability min(1, p/q); else the model's own draw."""
-        warped, steps, p = distribution(logits, sequence)
-        if drafted is None:  # after the whole draft: a plain draw from p
-            return Check(False, draw(p, rng.random()), warped[0], steps)
-        q = certain(drafted, len(p)) if q is None else q
-        uniform = rng.random()
-        if uniform < acceptance_probability(p, q, drafted):
-            return Check(True, drafted, warped[0], steps, uniform)
-        rest = residual(p, q)
-        return Check(False, draw(rest, rng.random()), warped[0], steps, uniform, q, rest)
-
+    warpers = Warpers(temperature=temperature, top_h=top_h, top_k=top_k, top_p=top_p,
+                      min_p=min_p, typical_p=typical_p, epsilon_cutoff=epsilon_cutoff,
+                      eta_cutoff=eta_cutoff)  # fmt: skip
+    pipeline = Pipeline.of(warpers, **processing)
+    stopping = Stopping.of(stop_strings, token_strings, max_time)
     drafter_args = (assistant_model, num_assistant_tokens, num_assistant_tokens_schedule,
                     assistant_confidence_threshold, prompt_lookup_num_tokens,
                     max_matching_ngram_size)  # fmt: skip
     check_assistant(next_token_logits, assistant_model, batch, max_new_tokens)
     results = []
     for i, prompt in enumerate(batch):
+        score = Scorer(pipeline, len(prompt), eos)
+
+        def distribution(logits: np.ndarray, sequence: list[int], score=score):
+            """(warped logits [1, V], pipeline steps, probabilities [V]) after `sequence`."""
+            warped, steps = score(logits, sequence)  # refuses a row with every token banned
+            return warped, steps, softmax(warped)[0]
+
+        def pick(logits: np.ndarray, sequence: list[int], score=score):  # a draft's sampling
+            if score.banned_everything(logits, sequence):
+                return -1, None, 0.0  # every token banned here: stop drafting
+            _, _, q = distribution(logits, sequence)
+            token = draw(q, rng.random())
+            return token, q, float(q[token])
+
+        def verify(logits: np.ndarray, sequence: list[int], drafted: int | None, q):
+            """Keep the drafted token with probability min(1, p/q); else the model's own draw."""
+            warped, steps, p = distribution(logits, sequence)
+            if drafted is None:  # after the whole draft: a plain draw from p
+                return Check(False, draw(p, rng.random()), warped[0], steps)
+            q = certain(drafted, len(p)) if q is None else q
+            uniform = rng.random()
+            if uniform < acceptance_probability(p, q, drafted):
+                return Check(True, drafted, warped[0], steps, uniform)
+            rest = residual(p, q)
+            return Check(False, draw(rest, rng.random()), warped[0], steps, uniform, q, rest)
+
         stats = AssistStats()
         hypotheses, traces, at_eos = [], [], 0
         for s in range(n_samples):
             r = i * n_samples + s
-            drafter = make_drafter(*drafter_args, pick, processors, eos)
+            drafter = make_drafter(*drafter_args, pick, pipeline.processors, eos)
             row_trace = new_trace(trace, "assisted sampling", prompt)
             hypothesis, why = assisted_run(
                 next_token_logits, prompt, drafter, verify, max_new_tokens, eos, stats,
                 row_trace, s, (lambda token, r=r: on_token(r, token)) if on_token else None,
+                stopping,
             )  # fmt: skip
             hypotheses.append(hypothesis)
             traces.append(row_trace)
@@ -316,6 +349,7 @@ def assisted_run(
     trace: Trace | None,
     index: int,
     emit,
+    stopping: Stopping | None = None,
 ) -> tuple[Hypothesis, str]:
     """Draft, verify, keep: the loop of the module's docstring for one sequence.
 
@@ -363,14 +397,21 @@ def assisted_run(
             accepted += kept
             if emit is not None:
                 emit(token)
-            if token == eos:
+            stop = "stopped at EOS" if token == eos else ""
+            if not stop and stopping is not None and stopping.ends_with_stop_string(sequence):
+                stop = STOP_STRING
+            if stop:
                 stats.accepted += accepted
                 return Hypothesis(sequence, len(prompt), logprob, None, token_logprobs,
-                                  transition_scores), "stopped at EOS"  # fmt: skip
+                                  transition_scores), stop  # fmt: skip
             if not kept:
                 break
         stats.accepted += accepted
         drafter.update(n, accepted)
+        if stopping is not None and stopping.time_is_up():  # once per round, as HF
+            hypothesis = Hypothesis(sequence, len(prompt), logprob, None, token_logprobs,
+                                    transition_scores)  # fmt: skip
+            return hypothesis, MAX_TIME
     hypothesis = Hypothesis(sequence, len(prompt), logprob, None, token_logprobs, transition_scores)
     return hypothesis, "reached max_new_tokens"
 
