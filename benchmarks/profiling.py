@@ -40,9 +40,8 @@ PARTS = [
     ("block glue (split qkv, residuals)",
      [(+1, OWN, fast.causal_self_attention), (+1, OWN, fast.transformer_block),
       (+1, OWN, fast.mlp)]),
-    # matmul_2d runs the weights' products inside linear, and the head's for gpt2_forward:
-    # the head's is what remains once linear's callees are taken away.
-    ("lm_head matmul", [(+1, ALL, fast.matmul_2d), (-1, ALL, fast.linear), (+1, OWN, fast.linear)]),
+    # head: one row or many through matmul_2d, a few rows in blocks (few_rows_head).
+    ("lm_head matmul", [(+1, ALL, fast.head)]),
     ("GPT2.forward checks (check_ids ...)",
      [(+1, ALL, GPT2.forward), (-1, ALL, fast.gpt2_forward)]),
     ("adapter bookkeeping (prefix match, rows)",

@@ -87,12 +87,13 @@ def matmul_pass(params, rows: int = 1) -> Callable[[], None]:
     pass is the BLAS's own cost of multiplying several rows.
     """
     mats = weight_matrices(params)
-    head = forward_fast.head_weight(params.lm_head, rows)  # lm_head.T, or its copy (2+ rows)
     x = {n: np.full((rows, n), 0.01, np.float32) for n in {w.shape[0] for w in mats}}
+    C = params.lm_head.shape[1]
 
     def one_pass():
+        # The model's own products: one BLAS call, or a few rows one at a time, as it does.
         for w in mats:
-            x[w.shape[0]] @ w  # [rows, in] @ [in, out]
-        x[head.shape[0]] @ head  # [rows, C] @ [C, V], the operand the model uses for `rows`
+            forward_fast.matmul_2d(x[w.shape[0]], w)  # [rows, in] @ [in, out]
+        forward_fast.head(x[C], params)  # [rows, C] -> [rows, V], as the model does for `rows`
 
     return one_pass

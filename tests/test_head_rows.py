@@ -1,7 +1,8 @@
 """The vocabulary head for several rows gives each row the logits the one-row head gives it.
 
-forward_fast.head multiplies one row by lm_head.T (a matrix-vector product on the view) and
-several rows by a C-contiguous copy of lm_head.T (a matrix-matrix product). The two BLAS
+forward_fast.head multiplies one row by lm_head.T (a matrix-vector product on the view), a few
+rows (up to FEW_ROWS) one row at a time on blocks of lm_head (matrix-vector products), and
+more rows by a C-contiguous copy of lm_head.T (a matrix-matrix product). The BLAS
 kernels add a row's C products in different orders, so the logits need not agree bit for bit;
 each is a float32 dot product of C terms, which by the standard bound lies within
 gamma_C * sum_i |x_i w_i| of the exact value (gamma_C = C U / (1 - C U), whatever the order
@@ -45,7 +46,7 @@ def model():
     return minigpt.load("minigpt-tiny")
 
 
-@pytest.mark.parametrize("rows", [1, 2, 4, 8])
+@pytest.mark.parametrize("rows", [1, 2, 4, forward_fast.FEW_ROWS, forward_fast.FEW_ROWS + 1, 8])
 def test_head_of_several_rows_is_the_head_of_each(rows):
     """Random hidden states on a head of gpt2's width (C = 768) and an odd vocabulary."""
     rng = np.random.default_rng(rows)
@@ -58,6 +59,21 @@ def test_head_of_several_rows_is_the_head_of_each(rows):
     print(f"{rows} rows: {same} of {logits.size} logits bit for bit equal to the one-row head's")
     if rows == 1:
         assert same == logits.size
+
+
+@pytest.mark.parametrize("rows", [2, 3, forward_fast.FEW_ROWS, forward_fast.FEW_ROWS + 1])
+def test_a_few_rows_product_is_the_product(rows):
+    """matmul_2d's row-at-a-time product for a few rows against float64, within the bound of
+    any order of summation (a [1, rows, 50] input: its leading axes are flattened and back)."""
+    rng = np.random.default_rng(rows)
+    w = rng.standard_normal((50, 70)).astype(np.float32)
+    x = rng.standard_normal((1, rows, 50)).astype(np.float32)
+    y = forward_fast.matmul_2d(x, w)
+    assert y.shape == (1, rows, 70) and y.dtype == np.float32
+    exact = x.astype(np.float64) @ w.astype(np.float64)
+    C = x.shape[-1]
+    bound = C * U / (1 - C * U) * (np.abs(x.astype(np.float64)) @ np.abs(w.astype(np.float64)))
+    assert (np.abs(y - exact) <= bound).all(), f"max |diff| {np.abs(y - exact).max():.2e}"
 
 
 def test_the_copy_is_made_once_and_only_for_several_rows():
