@@ -281,6 +281,7 @@ _HEAD_COLUMNS: dict[int, np.ndarray] = {}
 def head_weight(lm_head: np.ndarray, rows: int) -> np.ndarray:
     """The [C, V] operand of the head's product for `rows` rows: lm_head.T, a view, for one
     row; for several, a C-contiguous copy of it, made once per lm_head and kept beside it.
+    (`head` itself sends 2 to FEW_ROWS rows to few_rows_head, which needs no copy.)
 
     Speed: from 2 rows on, OpenBLAS's matrix-matrix product repacks the transposed view [C, V]
     (the strided `sgemm_incopy`) on every call, and packs a contiguous [C, V] about twice as
