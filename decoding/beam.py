@@ -291,8 +291,9 @@ def run_search(
         model_logp = log_softmax(logits)
         # Beam search processes (and beam sampling warps) LOG-PROBS, not logits, as HF does.
         prompt_lengths = [len(s.prompt) for _, s in running for _ in s.beams]
+        # A beam whose every continuation is banned keeps a row of -inf: it has no candidate.
         scores, _ = pipeline.apply(model_logp, sequences, prompt_lengths=prompt_lengths,
-                                   eos_token_id=rules.eos_token_id)  # fmt: skip
+                                   eos_token_id=rules.eos_token_id, dead_rows_ok=True)  # fmt: skip
         time_is_up = stopping.time_is_up()  # once per step, for every candidate
         start = 0
         for i, s in running:

@@ -95,16 +95,27 @@ class Pipeline:
         *,
         prompt_lengths: Sequence[int] | None = None,
         eos_token_id: int | None = None,
+        dead_rows_ok: bool = False,
     ) -> tuple[np.ndarray, list[ScoreStep]]:
-        """The scores [B, V] after every step, and one ScoreStep per step that ran."""
+        """The scores [B, V] after every step, and one ScoreStep per step that ran.
+
+        A row whose every token the processors banned has nothing to choose from: greedy
+        search and sampling refuse it here; beam search (dead_rows_ok) just drops that beam,
+        so its row stays all -inf and the warpers and the renormalisation skip it."""
         x, steps = self.processors.apply_traced(
             logits, sequences, prompt_lengths=prompt_lengths, eos_token_id=eos_token_id
         )
-        check_some_token_left(x, sequences)  # before a warper or a softmax meets an empty row
-        if self.warpers is not None:
-            x, warp_steps = self.warpers.apply(x)
-            steps += warp_steps
+        if not dead_rows_ok:
+            check_some_token_left(x, sequences)
+        live = x.max(axis=-1) > -np.inf
+        later = self.warpers.active() if self.warpers is not None else []
         if self.renormalize_logits:
-            before, x = x, renormalize_logits(x)
-            steps.append(score_step("renormalize_logits", True, before, x))
+            later.append(("renormalize_logits", True))
+        for name, param in later:
+            before, x = x, x.copy()
+            if name == "renormalize_logits":
+                x[live] = renormalize_logits(before[live])
+            else:
+                x[live] = self.warpers.step(name, param, before[live])
+            steps.append(score_step(name, param, before, x))
         return x, steps

@@ -464,11 +464,15 @@ class Warpers:
                 steps.append((name, getattr(self, name)))
         return steps
 
+    def step(self, name: str, param: float | int, logits: np.ndarray) -> np.ndarray:
+        """One of the active warpers, `name` with `param`, on logits [..., V]."""
+        return _run_warper(name, as_logits(logits), param, self.min_tokens_to_keep)
+
     def apply(self, logits: np.ndarray) -> tuple[np.ndarray, list[ScoreStep]]:
         """Warped logits [..., V] and one ScoreStep per warper that ran."""
         x = as_logits(logits).copy()  # a copy even when no warper runs: never hand back the input
         trace = []
         for name, param in self.active():
-            before, x = x, _run_warper(name, x, param, self.min_tokens_to_keep)
+            before, x = x, self.step(name, param, x)
             trace.append(score_step(name, param, before, x))
         return x, trace
