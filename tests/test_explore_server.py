@@ -7,6 +7,7 @@ this process: the page shows the CLI's own results, so the two must be equal, fi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -20,6 +21,7 @@ from cli_runner import run_in_process
 from explore_helpers import call, post, serving
 
 from decoding.greedy import greedy_search
+from minigpt.cli.generate import token_ids_in
 from minigpt.cli.strategies import STRATEGIES, Strategy, run_greedy
 from minigpt.explore.api import MAX_BODY_BYTES, MAX_PROMPT_TOKENS, CancellableLogits, Cancelled
 from minigpt.explore.server import static_dir
@@ -237,6 +239,174 @@ def test_cancelling_stops_a_decoder_at_its_next_model_call():
     with pytest.raises(Cancelled):
         greedy_search(CancellableLogits(model, cancelled), [1], max_new_tokens=50)
     assert len(calls) == 3
+
+
+# --------------------------------------------------------------- steps while the run goes on
+
+
+class Gated:
+    """The model, one forward pass per permit: the test says when the decoder may go on, so
+    a step is asked for while the run is provably still going (no timing anywhere)."""
+
+    def __init__(self, inner, permits: threading.Semaphore) -> None:
+        self.inner, self.permits = inner, permits
+        self.context_length, self.vocab_size = inner.context_length, inner.vocab_size
+
+    def __call__(self, sequences):
+        self.permits.acquire()
+        return self.inner(sequences)
+
+    def logits_at_positions(self, sequence, n):
+        self.permits.acquire()
+        return self.inner.logits_at_positions(sequence, n)
+
+
+@contextlib.contextmanager
+def gated(server):
+    """The server's runs decode with a Gated model; yields its permits (none yet)."""
+    explorer = server.RequestHandlerClass.explorer
+    permits = threading.Semaphore(0)
+    real = explorer.model_logits
+    explorer.model_logits = lambda: Gated(real(), permits)
+    try:
+        yield permits
+    finally:
+        explorer.model_logits = real
+        permits.release(10**6)  # nothing stays blocked, whatever the test did
+
+
+def units(answer: dict) -> int:
+    trace = answer["trace"]
+    return len(trace["rounds"]) if trace.get("rounds") else len(trace.get("steps", []))
+
+
+def steps_as_the_page_asks(server, request: dict, live: bool) -> list[dict]:
+    """Start a run, then ask for one more step at a time, letting the model make one more
+    forward pass only after each answer; every answer, the last one done."""
+    with gated(server) as permits:
+        status, started = post(server, "/api/start", request)
+        assert status == 200, started
+        permits.release(1 if live else 10**6)  # a run served only at its end must not wait
+        answers = []
+        while not answers or not answers[-1]["done"]:
+            upto = units(answers[-1]) + 1 if answers else 1
+            status, answer = post(server, "/api/steps", {"run_id": started["run_id"],
+                                                         "upto": upto})  # fmt: skip
+            assert status == 200, answer
+            answers.append(answer)
+            permits.release()
+    return answers
+
+
+# The run's trace is the one the decoder fills (served step by step), or one made at the end:
+# the tree search has none while it runs, assisted sampling of 2 samples merges two traces.
+PROGRESSIVE = [(r, True) for r in REQUESTS if r["strategy"] != "tree"] + [
+    (next(r for r in REQUESTS if r["strategy"] == "tree"), False),
+    ({"strategy": "sample", "prompt": PROMPT, "max_new_tokens": 5, "options": {
+        "seed": 4, "num_return_sequences": 2, "prompt_lookup_num_tokens": 2}}, False),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("request_, live", PROGRESSIVE,
+                         ids=lambda r: f"{r['strategy']}-{r.get('options')}" if isinstance(r, dict)
+                         else str(r))  # fmt: skip
+def test_steps_served_while_the_run_goes_on_are_its_final_traces_steps(
+    server, capsys, tmp_path, request_, live
+):
+    answers = steps_as_the_page_asks(server, request_, live)
+    final = answers[-1]
+    printed, trace_file = cli_answer(capsys, tmp_path, request_)
+    assert final["trace"] == trace_file["trace"] and final["sequences"] == printed["sequences"]
+    if not live:  # answered once, at the end
+        assert len(answers) == 1
+        return
+    # The first step answered while the model was held at its next forward pass: the run was
+    # provably not over. Each answer then brought at least one more step.
+    assert not answers[0]["done"] and units(answers[0]) >= 1
+    assert [units(a) for a in answers] == sorted(set(units(a) for a in answers))
+    for answer in answers:
+        trace = answer["trace"]
+        for key in ("steps", "rounds"):
+            assert trace[key] == final["trace"][key][: len(trace[key])]
+        assert answer["request"] == final["request"] and answer["prompt_ids"] == final["prompt_ids"]
+        assert token_ids_in(trace) <= {int(t) for t in answer["token_text"]}
+        marks = answer["early_stopping_steps"] or {}
+        assert all(at is None or final["early_stopping_steps"][m] == at for m, at in marks.items())
+
+
+def test_a_beam_searchs_early_stopping_marks_show_up_as_the_steps_come(server):
+    request = {"strategy": "beam", "prompt": PROMPT, "max_new_tokens": 12, "eos_token_id": 12,
+               "options": {"num_beams": 3, "early_stopping": "never"}}  # fmt: skip
+    answers = steps_as_the_page_asks(server, request, True)
+    final = answers[-1]["early_stopping_steps"]
+    assert any(at is not None for at in final.values())
+    for answer in answers:  # a mode's mark appears once the step it stops after is served
+        shown = units(answer)
+        expected = {m: at if at is not None and at <= shown else None for m, at in final.items()}
+        assert answer["early_stopping_steps"] == expected
+
+
+def test_a_run_cancelled_mid_way_answers_409_once_its_first_step_was_served(server):
+    explorer = server.RequestHandlerClass.explorer
+    request = {"prompt": PROMPT, "max_new_tokens": 8, "run_id": "mid-1"}
+    with gated(server) as permits:
+        assert post(server, "/api/start", request) == (200, {"run_id": "mid-1"})
+        permits.release()
+        status, first = post(server, "/api/steps", {"run_id": "mid-1", "upto": 1})
+        assert status == 200 and not first["done"] and units(first) == 1
+        assert post(server, "/api/cancel", {"run_id": "mid-1"}) == (
+            200, {"run_id": "mid-1", "cancelled": True})  # fmt: skip
+        permits.release()  # the forward pass it is held in ends; the next model call stops it
+        status, answer = post(server, "/api/steps", {"run_id": "mid-1", "upto": None})
+    assert status == 409 and "cancelled" in answer["error"]
+    assert "mid-1" not in explorer.running
+
+
+def test_a_step_count_of_zero_answers_at_once_with_no_step(server):
+    with gated(server):  # the model never runs: the answer cannot have waited for it
+        _, started = post(server, "/api/start", {"prompt": PROMPT, "max_new_tokens": 3})
+        status, answer = post(server, "/api/steps", {"run_id": started["run_id"], "upto": 0})
+        assert status == 200 and not answer["done"] and units(answer) == 0
+        assert answer["prompt_ids"] and str(answer["prompt_ids"][0]) in answer["token_text"]
+        post(server, "/api/cancel", started)
+
+
+@pytest.mark.parametrize("body, word", [
+    ({"run_id": "never-started", "upto": 1}, "start it again"),
+    ({"run_id": "x", "upto": -1}, "upto"),
+    ({"run_id": "x", "upto": "2"}, "upto"),
+    ({"upto": 1}, "run_id"),
+    ({"run_id": "x", "prompt": PROMPT}, "prompt"),
+])  # fmt: skip
+def test_a_bad_steps_request_is_a_400_in_one_line(server, body, word):
+    status, answer = post(server, "/api/steps", body)
+    assert status == 400 and word in answer["error"] and "\n" not in answer["error"], answer
+
+
+def test_a_bad_option_the_decoder_refuses_is_a_400_from_steps_before_any_model_call(server):
+    # The CLI's own checks answer /api/start; the decoder checks the rest at its door. The
+    # model has no permit here: had the run reached a forward pass, no answer would come.
+    with gated(server):
+        assert post(server, "/api/start", {"prompt_ids": [5, -1]})[0] == 400
+        status, started = post(server, "/api/start", {"strategy": "sample", "prompt": PROMPT,
+                                                      "options": {"top_p": 2}})  # fmt: skip
+        assert status == 200
+        status, answer = post(server, "/api/steps", {"run_id": started["run_id"], "upto": 1})
+    assert status == 400 and answer["option"] == "top_p" and "(0, 1]" in answer["error"]
+
+
+def test_the_server_keeps_a_bounded_number_of_runs(server):
+    explorer = server.RequestHandlerClass.explorer
+    ids = [f"bound-{i}" for i in range(explorer.MAX_RUNS + 3)]
+    with gated(server):  # none of them can end: the oldest are dropped, cancelled
+        for run_id in ids:
+            post(server, "/api/start", {"prompt": PROMPT, "max_new_tokens": 2, "run_id": run_id})
+        assert len(explorer.runs) == explorer.MAX_RUNS
+        assert list(explorer.runs)[-explorer.MAX_RUNS :] == ids[-explorer.MAX_RUNS :]
+        status, answer = post(server, "/api/steps", {"run_id": ids[0], "upto": 1})
+        assert status == 400 and "start it again" in answer["error"]
+        for run_id in ids:
+            post(server, "/api/cancel", {"run_id": run_id})
 
 
 # ------------------------------------------------------------------ the table and the page

@@ -26,7 +26,7 @@ import threading
 import minigpt
 from decoding.beam import BeamRules, BeamState, why_stop
 from decoding.results import Trace
-from minigpt.cli.generate import build_request, generate_json, token_ids_in
+from minigpt.cli.generate import Request, build_request, generate_json, token_ids_in
 from minigpt.cli.options import MODEL_EOS, STRATEGY_OPTIONS, build_parser, dest, eos_arg, flag
 from minigpt.cli.session import Session, jsonable, named_as_flags
 from minigpt.cli.strategies import STRATEGIES, Strategy
@@ -46,6 +46,7 @@ LIMITS = {
 }
 REQUEST_KEYS = {"strategy", "prompt", "prompt_ids", "max_new_tokens", "eos_token_id", "options",
                 "run_id"}  # fmt: skip
+STEPS_KEYS = {"run_id", "upto"}  # POST /api/steps
 EARLY_STOPPING_MODES = {"true": True, "false": False, "never": "never"}
 
 
@@ -111,17 +112,17 @@ def strategies_json(session: Session) -> dict:
 # --------------------------------------------------------------------- a request as flags
 
 
-def read_json(body: bytes) -> dict:
-    """The request body as a JSON object, or a BadRequest saying what is wrong with it."""
+def read_json(body: bytes, keys: set[str] = REQUEST_KEYS) -> dict:
+    """The request body as a JSON object of `keys`, or a BadRequest saying what is wrong."""
     try:
         data = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise BadRequest(f"the request body is not JSON: {e}") from None
     if not isinstance(data, dict):
         raise BadRequest('the request body must be a JSON object, e.g. {"prompt": "Hi"}')
-    unknown = sorted(set(data) - REQUEST_KEYS)
+    unknown = sorted(set(data) - keys)
     if unknown:
-        raise BadRequest(f"unknown field {unknown[0]!r}; the fields are {sorted(REQUEST_KEYS)}")
+        raise BadRequest(f"unknown field {unknown[0]!r}; the fields are {sorted(keys)}")
     return data
 
 
@@ -234,16 +235,20 @@ def option_named(message: str) -> str | None:
 class CancellableLogits:
     """next_token_logits that raises Cancelled at the next model call once `cancelled` is
     set, so a long run stops within one forward pass. It shows the decoders what the model
-    has (its context length, vocabulary and one-pass check of drafted tokens), nothing more."""
+    has (its context length, vocabulary and one-pass check of drafted tokens), nothing more.
+    `before_call()`, if given, runs first at every model call (runs.py reads the live trace
+    there: a decoder asks for the next step's logits only after recording the last step)."""
 
-    def __init__(self, inner, cancelled: threading.Event) -> None:
-        self.inner, self.cancelled = inner, cancelled
+    def __init__(self, inner, cancelled: threading.Event, before_call=None) -> None:
+        self.inner, self.cancelled, self.before_call = inner, cancelled, before_call
         self.context_length = getattr(inner, "context_length", None)
         self.vocab_size = getattr(inner, "vocab_size", None)
         if hasattr(inner, "logits_at_positions"):
             self.logits_at_positions = self.at_positions
 
     def check(self) -> None:
+        if self.before_call is not None:
+            self.before_call()
         if self.cancelled.is_set():
             raise Cancelled("the run was cancelled")
 
@@ -256,16 +261,41 @@ class CancellableLogits:
         return self.inner.logits_at_positions(sequence, n)
 
 
-def run_request(session: Session, data: dict, cancelled: threading.Event) -> dict:
-    """POST /api/run: decode the request with trace=True; what --json prints and what
-    --trace writes, plus the resolved request, the notes, and the early-stopping marks."""
+@dataclasses.dataclass
+class Prepared:
+    """A request resolved into the run it stands for, before any decoding: its own session
+    (for its notes) and `minigpt generate`'s Request."""
+
+    session: Session
+    request: Request
+
+
+def prepare(session: Session, data: dict) -> Prepared:
+    """The request checked and resolved: a bad one fails here, before any model call."""
     session = dataclasses.replace(session, notes=[])  # this request's notes only
     request = build_request(generate_args(data), session)
     check_limits(request.run)
-    request.run.trace = True
-    logits = CancellableLogits(minigpt.NextTokenLogits(session.model), cancelled)
+    return Prepared(session, request)
+
+
+def decode(prepared: Prepared, logits, trace: object = True) -> tuple[list, object]:
+    """(hypotheses, trace) of the strategy's run; `trace` is True or a recorder.Watch."""
+    prepared.request.run.trace = trace
     with named_as_flags():  # the decoder checks its options; its errors get the flag names
-        hypotheses, trace = request.strategy.run(logits, request.run)
+        return prepared.request.strategy.run(logits, prepared.request.run)
+
+
+def run_request(session: Session, data: dict, cancelled: threading.Event) -> dict:
+    """A whole run at once: decode the request with trace=True; what --json prints and what
+    --trace writes, plus the resolved request, the notes, and the early-stopping marks."""
+    prepared = prepare(session, data)
+    logits = CancellableLogits(minigpt.NextTokenLogits(session.model), cancelled)
+    return answer_json(prepared, *decode(prepared, logits))
+
+
+def answer_json(prepared: Prepared, hypotheses: list, trace) -> dict:
+    """The answer for a run that has ended (see the module's docstring)."""
+    request, session = prepared.request, prepared.session
     trace_json = trace.to_json()
     shown = token_ids_in(trace_json) | {t for h in hypotheses for t in h.ids}
     answer = generate_json(request, hypotheses, session)
@@ -274,11 +304,34 @@ def run_request(session: Session, data: dict, cancelled: threading.Event) -> dic
         "model": str(session.model_dir),
         "request": resolved(request.run),
         "notes": list(session.notes),
-        "token_text": {str(t): session.tokenizer.decode([t]) for t in sorted(shown)},
+        "token_text": token_text(session, shown),
         "trace": trace_json,
         "early_stopping_steps": early_stopping_steps(trace, request.run),
     }
     return answer
+
+
+def partial_json(prepared: Prepared, trace_json: dict, steps: list) -> dict:
+    """The answer for a run still going: the same fields but the final ones (`sequences`,
+    `assistant`), and a trace of the steps (and rounds) completed so far. `steps`: those
+    steps' records, for the early-stopping marks reached so far (null: not yet)."""
+    request, session = prepared.request, prepared.session
+    shown = token_ids_in(trace_json) | set(request.run.prompt)
+    so_far = Trace(trace_json["decoder"], trace_json["prompt"], steps)
+    return {
+        "prompt_ids": request.run.prompt,
+        "strategy": request.strategy.name,
+        "model": str(session.model_dir),
+        "request": resolved(request.run),
+        "notes": list(session.notes),
+        "token_text": token_text(session, shown),
+        "trace": trace_json,
+        "early_stopping_steps": early_stopping_steps(so_far, request.run),
+    }
+
+
+def token_text(session: Session, tokens: set[int]) -> dict:
+    return {str(t): session.tokenizer.decode([t]) for t in sorted(tokens)}
 
 
 def resolved(run) -> dict:

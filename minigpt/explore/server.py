@@ -2,14 +2,18 @@
 
     GET  /                 the page (static/index.html); GET /static/NAME its other files
     GET  /api/strategies   the strategy table: each strategy's options, defaults and help
-    POST /api/run          decode one request with its trace (api.py says what a request is)
+    POST /api/start        start one request's traced run in the background: {"run_id": ID}
+    POST /api/steps        {"run_id": ID, "upto": K}: the steps so far, once K are complete
+    POST /api/run          decode one request with its trace, all at once (api.py says what a
+                           request is; start + steps with "upto": null, in one call)
     POST /api/cancel       {"run_id": ID}: stop that run at its next model call
 
-Threads, so that a cancel is heard while a run is going; the runs themselves take turns (one
-model, two cores: running two at once would only make both slower). Every error is JSON,
-{"error": "one line", "option": "top_p" or null}: 400 for a bad request, 409 for a cancelled
-run, 413 for a body over api.MAX_BODY_BYTES, 403 for a Host header that is not this server's
-(a web page elsewhere cannot reach it through a DNS name of its own).
+Threads, so that steps and a cancel are answered while a run is going (runs.py); the runs
+themselves take turns (one model, two cores: running two at once would only make both
+slower). Every error is JSON, {"error": "one line", "option": "top_p" or null}: 400 for a bad
+request (or a run_id the server no longer holds), 409 for a cancelled run, 413 for a body over
+api.MAX_BODY_BYTES, 403 for a Host header that is not this server's (a web page elsewhere
+cannot reach it through a DNS name of its own).
 """
 
 from __future__ import annotations
@@ -18,21 +22,29 @@ import importlib.resources
 import json
 import mimetypes
 import threading
+import time
 import traceback
+import uuid
+from collections import OrderedDict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import minigpt
 from minigpt.cli.session import Session, one_line
 from minigpt.errors import MiniGPTError
 from minigpt.explore.api import (
     MAX_BODY_BYTES,
+    REQUEST_KEYS,
+    STEPS_KEYS,
     BadRequest,
+    CancellableLogits,
     Cancelled,
     option_named,
+    prepare,
     read_json,
-    run_request,
     strategies_json,
 )
+from minigpt.explore.runs import LiveRun
 
 HOST = "127.0.0.1"  # never another interface: the page runs any model on this machine's CPU
 MAX_RUN_ID = 64
@@ -44,41 +56,113 @@ def static_dir() -> Path:
 
 
 class Explorer:
-    """What the handlers share: the loaded model, the runs in progress, the turn to run."""
+    """What the handlers share: the loaded model, the runs (runs.py), the turn to run.
+
+    At most MAX_RUNS runs are kept: a new one drops finished runs older than KEEP_SECONDS,
+    then the oldest (cancelling it if it is still going) until there is room. The page has at
+    most two panels with one run each, and cancels a panel's run when it starts another."""
+
+    MAX_RUNS = 8
+    KEEP_SECONDS = 600
 
     def __init__(self, session: Session) -> None:
         self.session = session
         self.turn = threading.Lock()
-        self.running: dict[str, threading.Event] = {}  # run_id -> its cancel flag
+        self.runs: OrderedDict[str, LiveRun] = OrderedDict()  # oldest first
         self.registry_lock = threading.Lock()
 
+    def model_logits(self):
+        """The next-token-logits callable a run decodes with (a test may wrap it)."""
+        return minigpt.NextTokenLogits(self.session.model)
+
+    @property
+    def running(self) -> dict[str, threading.Event]:
+        """run_id -> cancel flag of each run not yet ended (going, or waiting its turn)."""
+        with self.registry_lock:
+            return {key: live.cancelled for key, live in self.runs.items() if not live.ended}
+
+    # ------------------------------------------------------------------------ the endpoints
+
+    def start(self, data: dict) -> dict:
+        """POST /api/start: check the request, start its run in the background, answer its
+        run_id at once (the page's own, or a new one)."""
+        run_id = run_id_field(data.get("run_id"), required=False) or uuid.uuid4().hex[:16]
+        live = LiveRun(run_id, prepare(self.session, data))
+        self.register(live)
+        threading.Thread(target=self.decode, args=(live,), daemon=True).start()
+        return {"run_id": run_id}
+
+    def steps(self, data: dict) -> dict:
+        """POST /api/steps {"run_id": ID, "upto": K}: once K steps are complete (K rounds for
+        assisted decoding; "upto" null or left out: once the run has ended), or the run has
+        ended, every step so far; with "done": true, the whole answer of /api/run."""
+        upto = data.get("upto")
+        if upto is not None and (isinstance(upto, bool) or not isinstance(upto, int) or upto < 0):
+            raise BadRequest(f"upto must be a step count (0 or more) or null, got {upto!r}")
+        live = self.find(run_id_field(data.get("run_id"), required=True))
+        live.wait(upto)
+        return live.answer_so_far()
+
     def run(self, data: dict) -> dict:
-        run_id = data.get("run_id")
-        if run_id is not None and not (isinstance(run_id, str) and 0 < len(run_id) <= MAX_RUN_ID):
-            raise BadRequest(f"run_id must be a string of 1 to {MAX_RUN_ID} characters")
-        cancelled = threading.Event()
-        if run_id is not None:
-            with self.registry_lock:  # registered before waiting its turn: cancellable then too
-                self.running[run_id] = cancelled
-        try:
-            with self.turn:
-                if cancelled.is_set():
-                    raise Cancelled("the run was cancelled")
-                return run_request(self.session, data, cancelled)
-        finally:
-            if run_id is not None:
-                with self.registry_lock:
-                    self.running.pop(run_id, None)
+        """POST /api/run: the whole run at once (start, then wait for its end)."""
+        live = self.find(self.start(data)["run_id"])
+        live.wait(None)
+        return live.answer_so_far()
 
     def cancel(self, data: dict) -> dict:
         run_id = data.get("run_id")
         if not isinstance(run_id, str):
             raise BadRequest('give the run to cancel as {"run_id": "..."}')
         with self.registry_lock:
-            event = self.running.get(run_id)
-        if event is not None:
-            event.set()
-        return {"run_id": run_id, "cancelled": event is not None}
+            live = self.runs.get(run_id)
+        going = live is not None and not live.ended
+        if going:
+            live.cancelled.set()
+        return {"run_id": run_id, "cancelled": going}
+
+    # ------------------------------------------------------------------------ the pieces
+
+    def decode(self, live: LiveRun) -> None:
+        """A run's thread: wait for the turn, then decode (the runs take turns: one model,
+        a few cores; two at once would only make both slower)."""
+        with self.turn:
+            logits = CancellableLogits(self.model_logits(), live.cancelled, live.before_model_call)
+            live.decode(logits)
+
+    def find(self, run_id: str) -> LiveRun:
+        with self.registry_lock:
+            live = self.runs.get(run_id)
+        if live is None:
+            raise BadRequest(
+                f"no run {run_id!r} here (a finished run is kept {self.KEEP_SECONDS // 60} "
+                "minutes); start it again"
+            )
+        return live
+
+    def register(self, live: LiveRun) -> None:
+        with self.registry_lock:
+            now = time.monotonic()
+            stale = [key for key, r in self.runs.items()
+                     if r.ended and now - r.ended_at > self.KEEP_SECONDS]  # fmt: skip
+            replaced = [live.run_id] if live.run_id in self.runs else []
+            for key in stale + replaced:
+                self.drop(key)
+            while len(self.runs) >= self.MAX_RUNS:
+                ended = [key for key, r in self.runs.items() if r.ended]
+                self.drop(ended[0] if ended else next(iter(self.runs)))
+            self.runs[live.run_id] = live
+
+    def drop(self, run_id: str) -> None:
+        """Forget a run (registry_lock held), cancelling it if it is still going."""
+        self.runs.pop(run_id).cancelled.set()
+
+
+def run_id_field(value: object, required: bool) -> str | None:
+    if value is None and not required:
+        return None
+    if not (isinstance(value, str) and 0 < len(value) <= MAX_RUN_ID):
+        raise BadRequest(f"run_id must be a string of 1 to {MAX_RUN_ID} characters")
+    return value
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -113,8 +197,11 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         if not self.host_ok():
             return
-        routes = {"/api/run": self.explorer.run, "/api/cancel": self.explorer.cancel}
-        action = routes.get(self.path)
+        routes = {"/api/run": (self.explorer.run, REQUEST_KEYS),
+                  "/api/start": (self.explorer.start, REQUEST_KEYS),
+                  "/api/steps": (self.explorer.steps, STEPS_KEYS),
+                  "/api/cancel": (self.explorer.cancel, REQUEST_KEYS)}  # fmt: skip
+        action, keys = routes.get(self.path, (None, None))
         if action is None:
             self.send_error_json(404, f"no such endpoint: POST {self.path}")
             return
@@ -122,7 +209,7 @@ class Handler(BaseHTTPRequestHandler):
         if body is None:
             return
         try:
-            self.send_json(200, action(read_json(body)))
+            self.send_json(200, action(read_json(body, keys)))
         except Cancelled as e:
             self.send_error_json(409, str(e))
         except (MiniGPTError, ValueError) as e:
