@@ -47,3 +47,34 @@ def post(server, path: str, value) -> tuple[int, dict]:
     """POST a JSON value, as the page does."""
     body = json.dumps(value).encode("utf-8")
     return call(server, "POST", path, body, {"Content-Type": "application/json"})
+
+
+class Gated:
+    """The model, one forward pass per permit: the test says when the decoder may go on, so
+    a step is asked for while the run is provably still going (no timing anywhere)."""
+
+    def __init__(self, inner, permits: threading.Semaphore) -> None:
+        self.inner, self.permits = inner, permits
+        self.context_length, self.vocab_size = inner.context_length, inner.vocab_size
+
+    def __call__(self, sequences):
+        self.permits.acquire()
+        return self.inner(sequences)
+
+    def logits_at_positions(self, sequence, n):
+        self.permits.acquire()
+        return self.inner.logits_at_positions(sequence, n)
+
+
+@contextlib.contextmanager
+def gated(server):
+    """The server's runs decode with a Gated model; yields its permits (none yet)."""
+    explorer = server.RequestHandlerClass.explorer
+    permits = threading.Semaphore(0)
+    real = explorer.model_logits
+    explorer.model_logits = lambda: Gated(real(), permits)
+    try:
+        yield permits
+    finally:
+        explorer.model_logits = real
+        permits.release(10**6)  # nothing stays blocked, whatever the test did

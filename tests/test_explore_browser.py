@@ -1,7 +1,8 @@
 """The explorer in a real browser: Debian's headless Chromium, driven by selenium.
 
 The page is checked against the command line, never against itself: the tokens it shows after
-five Steps of greedy search are `minigpt generate --json`'s, the beam tree it draws has one
+five Steps of greedy search are `minigpt generate --json`'s (and its first Step shows while the
+server, held at the model's next forward pass, is still decoding), the beam tree it draws has one
 node per candidate of `--trace`'s steps, a sample shows the seed that repeats it on the CLI.
 Every test ends with no error in the browser's console and a screenshot in its tmp_path.
 
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from cli_runner import run_in_process
-from explore_helpers import serving
+from explore_helpers import gated, serving
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -163,12 +164,32 @@ def test_five_greedy_steps_show_the_tokens_generate_json_prints(page, capsys, tm
     printed, trace = generate(capsys, tmp_path, "The little dog")
     generated = new_ids(printed)
     assert shown_ids(panel) == generated[:5]
-    status = panel.find_element("css selector", ".status").text
-    assert f"step 5 of {len(trace['trace']['steps'])}" in status
+    assert re.search(r"step 5 of \d+", status_of(panel))
     # The bars of step 5 are the trace's: its top candidates, the chosen one marked.
     chart = panel.find_element("css selector", ".bars svg.bar-chart")
     chosen = chart.find_element("css selector", ".bar.chosen").get_attribute("data-token")
     assert int(chosen) == generated[4]
+    run_to_end(page, panel)
+    steps = len(trace["trace"]["steps"])
+    assert f"step {steps} of {steps}" in status_of(panel)
+    assert shown_ids(panel, ".final-seq") == generated
+
+
+def test_the_first_step_shows_while_the_server_is_still_decoding(page, served, capsys, tmp_path):
+    # The model may make one forward pass only: step 1 is recorded, the run is held at the
+    # next pass, and the page must show step 1 all the same (the run provably not over).
+    (panel,) = panels(page)
+    with gated(served[1]) as permits:
+        permits.release(1)
+        step(page, panel)
+        assert panel.get_attribute("data-done") == "false"
+        assert "still running" in status_of(panel)
+        first = shown_ids(panel)
+        permits.release(10**6)
+        run_to_end(page, panel)
+    printed, _ = generate(capsys, tmp_path, "Once upon a time")
+    assert first == new_ids(printed)[:1]
+    assert shown_ids(panel, ".final-seq") == new_ids(printed)
 
 
 def test_a_beam_search_run_draws_one_node_per_candidate_of_the_trace(page, capsys, tmp_path):

@@ -7,7 +7,6 @@ this process: the page shows the CLI's own results, so the two must be equal, fi
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -18,7 +17,7 @@ import time
 import numpy as np
 import pytest
 from cli_runner import run_in_process
-from explore_helpers import call, post, serving
+from explore_helpers import call, gated, post, serving
 
 from decoding.greedy import greedy_search
 from minigpt.cli.generate import token_ids_in
@@ -242,37 +241,6 @@ def test_cancelling_stops_a_decoder_at_its_next_model_call():
 
 
 # --------------------------------------------------------------- steps while the run goes on
-
-
-class Gated:
-    """The model, one forward pass per permit: the test says when the decoder may go on, so
-    a step is asked for while the run is provably still going (no timing anywhere)."""
-
-    def __init__(self, inner, permits: threading.Semaphore) -> None:
-        self.inner, self.permits = inner, permits
-        self.context_length, self.vocab_size = inner.context_length, inner.vocab_size
-
-    def __call__(self, sequences):
-        self.permits.acquire()
-        return self.inner(sequences)
-
-    def logits_at_positions(self, sequence, n):
-        self.permits.acquire()
-        return self.inner.logits_at_positions(sequence, n)
-
-
-@contextlib.contextmanager
-def gated(server):
-    """The server's runs decode with a Gated model; yields its permits (none yet)."""
-    explorer = server.RequestHandlerClass.explorer
-    permits = threading.Semaphore(0)
-    real = explorer.model_logits
-    explorer.model_logits = lambda: Gated(real(), permits)
-    try:
-        yield permits
-    finally:
-        explorer.model_logits = real
-        permits.release(10**6)  # nothing stays blocked, whatever the test did
 
 
 def units(answer: dict) -> int:

@@ -1,6 +1,8 @@
-// minigpt explore: the page. It asks the server for one traced run (POST /api/run) and then
-// reveals that trace a step at a time. It never decides a token itself: every bar, node and
-// round is a record of the decoder's trace (decoding/results.py says what each field means).
+// minigpt explore: the page. It starts one traced run on the server (POST /api/start) and
+// reveals that run's trace a step at a time, asking for each step as it needs it
+// (POST /api/steps answers as soon as the decoder has recorded it, the run going on meanwhile).
+// It never decides a token itself: every bar, node and round is a record of the decoder's
+// trace (decoding/results.py says what each field means).
 "use strict";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
@@ -38,6 +40,10 @@ function pct(p) {
 
 function fixed(x, digits = 2) {
   return x === null || x === undefined ? "–inf" : Number(x).toFixed(digits);
+}
+
+function newRunId() {
+  return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
 }
 
 function sleep(ms) {
@@ -81,10 +87,10 @@ const UNIT_NAME = { tree: "level", rounds: "round", beam: "step", steps: "step" 
 
 class Panel {
   constructor(strategyName, closable) {
-    this.answer = null; // the server's answer for the request as it stands
+    this.answer = null; // the server's latest answer for the run: the steps so far, or all (done)
     this.shown = 0; // how many steps (levels, rounds) of it are revealed
     this.playing = false;
-    this.runId = null;
+    this.runId = null; // the run on the server for the request as it stands
     this.root = el("section", { class: "panel" });
     this.build(strategyName, closable);
   }
@@ -192,6 +198,11 @@ class Panel {
 
   invalidate() {
     this.playing = false;
+    // The run for the old request is of no use now: stop it, so it does not hold the turn.
+    if (this.runId && !(this.answer && this.answer.done)) {
+      api("/api/cancel", { run_id: this.runId }).catch(() => {});
+    }
+    this.runId = null;
     this.answer = null;
     this.shown = 0;
     for (const field of this.root.querySelectorAll(".bad")) field.classList.remove("bad");
@@ -200,19 +211,32 @@ class Panel {
 
   // ------------------------------------------------------------------------- the buttons
 
-  async fetchRun() {
-    this.runId = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
+  // Make sure the answer holds `upto` steps (null: the whole run), starting the run on the
+  // server if there is none and waiting for its steps if it has not recorded them yet.
+  async ensure(upto) {
+    const a = this.answer;
+    if (a && (a.done || (upto !== null && this.units >= upto))) return true;
+    if (!this.runId) this.runId = newRunId();
+    const runId = this.runId;
     this.setBusy(true);
-    this.status.className = "status";
-    this.status.textContent = "running…";
+    if (!a) {
+      this.status.className = "status";
+      this.status.textContent = "running…";
+    }
     try {
-      const answer = await api("/api/run", { ...this.request(), run_id: this.runId });
+      if (!a) await api("/api/start", { ...this.request(), run_id: runId });
+      if (runId !== this.runId) return false; // the request changed meanwhile
+      const answer = await api("/api/steps", { run_id: runId, upto });
+      if (runId !== this.runId) return false;
       this.answer = answer;
       this.kind = traceKind(answer.trace);
       this.units = unitCount(this.kind, answer.trace);
-      this.shown = 0;
       return true;
     } catch (error) {
+      if (runId !== this.runId) return false; // an old run's answer (cancelled as replaced)
+      this.runId = null; // the next Step starts afresh
+      this.answer = null;
+      this.shown = 0;
       this.showError(error);
       return false;
     } finally {
@@ -229,7 +253,7 @@ class Panel {
   async step() {
     if (this.busy) return;
     this.playing = false;
-    if (!this.answer && !(await this.fetchRun())) return;
+    if (!(await this.ensure(this.shown + 1))) { this.draw(); return; }
     if (this.shown < this.units) this.shown += 1;
     this.draw();
   }
@@ -238,13 +262,13 @@ class Panel {
     if (this.busy) return;
     if (this.playing) { // a second Run: straight to the end
       this.playing = false;
-      this.shown = this.units;
+      if (await this.ensure(null)) this.shown = this.units;
       this.draw();
       return;
     }
-    if (!this.answer && !(await this.fetchRun())) return;
+    // Each step as soon as the server has it, but no faster than one per RUN_DELAY_MS.
     this.playing = true;
-    while (this.playing && this.shown < this.units) {
+    while (this.playing && (await this.ensure(this.shown + 1)) && this.playing && this.shown < this.units) {
       this.shown += 1;
       this.draw();
       await sleep(RUN_DELAY_MS);
@@ -255,13 +279,11 @@ class Panel {
 
   async redraw() {
     const seed = this.field("seed");
-    const keep = this.shown;
+    const want = Math.max(this.shown, 1);
     if (seed) seed.value = "";
     this.invalidate();
-    if (await this.fetchRun()) {
-      this.shown = Math.min(Math.max(keep, 1), this.units);
-      this.draw();
-    }
+    if (await this.ensure(want)) this.shown = Math.min(want, this.units);
+    this.draw();
   }
 
   async cancel() {
@@ -277,8 +299,12 @@ class Panel {
 
   // -------------------------------------------------------------------------- drawing
 
+  get finished() { // the whole run is in, and all of it is shown
+    return Boolean(this.answer && this.answer.done) && this.shown === this.units;
+  }
+
   draw() {
-    const done = Boolean(this.answer) && this.shown === this.units;
+    const done = this.finished;
     this.stepButton.disabled = this.runButton.disabled = Boolean(this.busy) || done;
     this.root.dataset.shown = String(this.shown);
     this.root.dataset.units = this.answer ? String(this.units) : "";
@@ -301,13 +327,14 @@ class Panel {
       if (this.kind === "beam") this.drawBeamTree();
       if (this.shown > 0) this.drawBars(a.trace.steps[this.shown - 1]);
     }
-    if (this.shown === this.units) this.drawResult();
+    if (done) this.drawResult();
   }
 
   drawStatus() {
     const a = this.answer;
-    const parts = [`${a.strategy}: ${UNIT_NAME[this.kind]} ${this.shown} of ${this.units}`];
-    if (this.shown === this.units && a.trace.stop_reason) parts.push(`stopped: ${a.trace.stop_reason}`);
+    const of = a.done ? `of ${this.units}` : `of ${this.units} so far (still running)`;
+    const parts = [`${a.strategy}: ${UNIT_NAME[this.kind]} ${this.shown} ${of}`];
+    if (this.finished && a.trace.stop_reason) parts.push(`stopped: ${a.trace.stop_reason}`);
     if (a.request.options.seed !== undefined) {
       parts.push(`seed ${a.request.options.seed}`);
       const seed = this.field("seed");
@@ -443,7 +470,8 @@ class Panel {
     for (const [mode, at] of Object.entries(stops)) {
       if (at !== null && at <= this.shown) marks.push({ depth: at, text: `early_stopping=${mode} stops after step ${at}` });
     }
-    const beyond = Object.entries(stops).filter(([, at]) => at === null).map(([mode]) => mode);
+    // A mode not stopped yet has no mark; only a finished run says it would go on past its end.
+    const beyond = a.done ? Object.entries(stops).filter(([, at]) => at === null).map(([mode]) => mode) : [];
     this.tree.append(el("div", { class: "caption", text:
       "beam tree: every candidate ranked at each step; blue = live beam, double border = entered the " +
       "finished pool, grey = pruned (spare, not kept, or finished too late); bold = the pool's best so far; " +
