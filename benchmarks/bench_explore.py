@@ -1,13 +1,16 @@
 """How long does the explorer's page wait for a step? Timed over HTTP, as the page asks.
 
-The page (minigpt/explore/) asks the server for a whole traced run once, at the first Step or
-Run; every later Step only reveals the next recorded step, in the browser, without asking the
-server anything. So two numbers say how fast a step answers:
+The page (minigpt/explore/) starts a traced run at the first Step or Run (POST /api/start);
+the run goes on in the background, and each Step asks for the next step (POST /api/steps with
+upto = the steps shown + 1), answered as soon as the decoder has recorded it. So:
 
-- per step: the run's answer time divided by its steps, what one step of decoding, tracing
-  and JSON costs the server;
-- first Step: the whole run's answer time, what the first click waits for;
-plus a one-step run (max_new_tokens 1: the prompt's forward pass, one step, the JSON).
+- first Step: from sending /api/start to having read /api/steps' answer for step 1 (the
+  prompt's forward pass, step 1, its JSON), what the first click waits for;
+- later Steps: each /api/steps answer for one more step, asked the moment the previous one
+  arrived (the worst case: a page clicking faster than the model decodes); the median and the
+  slowest of a run's later steps;
+- whole run: POST /api/run's answer time, and that divided by the steps (what one step of
+  decoding, tracing and JSON costs the server).
 
 Each request runs on the bundled model and on a random checkpoint of the full gpt2 (124M)
 shape (built once into weights/random-gpt2/ by weights/scripts/make_random.py, as
@@ -66,25 +69,49 @@ def cpu_name() -> str:
     return names[0] if names else "unknown"
 
 
-def answer_time(port: int, body: bytes) -> tuple[float, dict]:
-    """Seconds from sending POST /api/run to having read and parsed its whole answer."""
+def ask(port: int, path: str, value: dict) -> dict:
+    """POST a JSON value and read and parse the whole answer."""
+    body = json.dumps(value).encode()
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
-    started = time.perf_counter()
-    connection.request("POST", "/api/run", body, {"Content-Type": "application/json"})
+    connection.request("POST", path, body, {"Content-Type": "application/json"})
     response = connection.getresponse()
     answer = json.loads(response.read())
-    elapsed = time.perf_counter() - started
     connection.close()
     if response.status != 200:
         raise SystemExit(f"bench_explore: the server refused {body!r}: {answer['error']}")
-    return elapsed, answer
+    return answer
 
 
-def best_time(port: int, request: dict, repeats: int) -> tuple[float, dict]:
-    body = json.dumps(request).encode()
-    answer_time(port, body)  # warm-up: first-call costs (the head's copy, page faults)
-    runs = [answer_time(port, body) for _ in range(repeats)]
-    return min(runs, key=lambda run: run[0])
+def answer_time(port: int, request: dict) -> tuple[float, dict]:
+    """Seconds from sending POST /api/run to having its whole answer."""
+    started = time.perf_counter()
+    answer = ask(port, "/api/run", request)
+    return time.perf_counter() - started, answer
+
+
+def stepped_times(port: int, request: dict) -> list[float]:
+    """Seconds of each step's answer as the page asks for them one at a time: the first from
+    sending /api/start, each later one from sending its /api/steps (right after the last)."""
+    times, shown, done = [], 0, False
+    started = time.perf_counter()
+    run_id = ask(port, "/api/start", request)["run_id"]
+    while not done:
+        answer = ask(port, "/api/steps", {"run_id": run_id, "upto": shown + 1})
+        times.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        shown, done = steps_of(answer), answer["done"]
+    return times
+
+
+def first_and_all(times: list[float]) -> tuple[float, list[float]]:
+    return times[0], times
+
+
+def best(measure, repeats: int):
+    """The quickest of `repeats` measurements, after one warm-up (first-call costs: the
+    head's copy, page faults). `measure()` returns (seconds, detail)."""
+    measure()
+    return min((measure() for _ in range(repeats)), key=lambda m: m[0])
 
 
 def steps_of(answer: dict) -> int:
@@ -92,6 +119,12 @@ def steps_of(answer: dict) -> int:
     if "nodes" in trace:
         return max(node["depth"] for node in trace["nodes"])
     return len(trace["steps"])
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def measure_model(model: str | None, args) -> dict:
@@ -106,14 +139,19 @@ def measure_model(model: str | None, args) -> dict:
     try:
         for name, request in REQUESTS.items():
             full = {**request, "prompt": PROMPT, "max_new_tokens": args.new_tokens}
-            seconds, answer = best_time(port, full, args.repeats)
-            one, _ = best_time(port, {**full, "max_new_tokens": 1}, args.repeats)
+            seconds, answer = best(lambda full=full: answer_time(port, full), args.repeats)
+            # The run whose first step came quickest; its later steps as they came.
+            first, times = best(lambda full=full: first_and_all(stepped_times(port, full)),
+                                args.repeats)  # fmt: skip
+            later = times[1:] or [0.0]
             steps = steps_of(answer)
             figures[name] = {
                 "steps": steps,
                 "run_ms": 1000 * seconds,
                 "per_step_ms": 1000 * seconds / steps,
-                "one_step_run_ms": 1000 * one,
+                "first_step_ms": 1000 * first,
+                "later_step_median_ms": 1000 * median(later),
+                "later_step_max_ms": 1000 * max(later),
                 "answer_kb": len(json.dumps(answer)) / 1024,
             }
     finally:
@@ -125,15 +163,16 @@ def measure_model(model: str | None, args) -> dict:
 def print_table(results: dict) -> None:
     print(f"minigpt explore: a step's answer time on {results['cpu']}, "
           f"{results['threads']} threads, {results['new_tokens']} new tokens a run")  # fmt: skip
-    print(f"{'model':<16}{'request':<20}{'steps':>6}{'per step':>11}{'first Step':>12}"
-          f"{'1-step run':>12}{'answer':>10}")  # fmt: skip
+    print(f"{'model':<16}{'request':<20}{'steps':>6}{'first Step':>12}{'later, median':>15}"
+          f"{'slowest':>11}{'whole run':>11}{'per step':>10}{'answer':>9}")  # fmt: skip
     for model, figures in results["models"].items():
         for name, f in figures.items():
-            print(f"{model:<16}{name:<20}{f['steps']:>6}{f['per_step_ms']:>8.1f} ms"
-                  f"{f['run_ms']:>9.0f} ms{f['one_step_run_ms']:>9.1f} ms"
-                  f"{f['answer_kb']:>7.0f} KB")  # fmt: skip
-    print("per step = the run's answer time / its steps; first Step = the whole run's answer,")
-    print("which the first click waits for (later Steps are read from it in the browser)")
+            print(f"{model:<16}{name:<20}{f['steps']:>6}{f['first_step_ms']:>9.1f} ms"
+                  f"{f['later_step_median_ms']:>12.1f} ms{f['later_step_max_ms']:>8.1f} ms"
+                  f"{f['run_ms']:>8.0f} ms{f['per_step_ms']:>7.1f} ms"
+                  f"{f['answer_kb']:>6.0f} KB")  # fmt: skip
+    print("first Step = /api/start until step 1's answer; later = each next step's answer, asked")
+    print("at once; whole run = /api/run's answer; per step = that / its steps")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -440,3 +440,5 @@ def test_the_benchmark_runs_and_reports_every_request(capsys, monkeypatch):
     (figures,) = results["models"].values()
     assert set(figures) == set(bench_explore.REQUESTS)
     assert all(f["steps"] == 3 and f["per_step_ms"] > 0 for f in figures.values())
+    assert all(0 < f["first_step_ms"] and f["later_step_median_ms"] <= f["later_step_max_ms"]
+               for f in figures.values())  # fmt: skip
