@@ -125,6 +125,7 @@ def bad_words_ids(
     eos = check_eos_token(eos_token_id)
     words = tuple(w for w in words if w != (eos,))
     x = check_batch(logits, sequences)
+    check_vocab_ids("bad_words_ids", [t for w in words for t in w], x.shape[1])
     if not words:
         return x.copy()
     return sequence_bias(x, sequences, [[list(w), -math.inf] for w in words])

@@ -23,6 +23,7 @@ from decoding.beam import check_beam_params
 from decoding.render import save_picture, tree_dot
 from decoding.render.output import check_picture_path
 from decoding.results import Hypothesis
+from decoding.stopping import Stopping
 from minigpt.cli.options import MODEL_EOS, flag
 from minigpt.cli.session import (
     Session,
@@ -51,9 +52,17 @@ class Request:
     run: Run
 
     def finish_reason(self, h: Hypothesis) -> str:
-        """ "eos" if the sequence ended with the EOS token, else "length" (it ran out)."""
+        """ "eos" if the sequence ended with the EOS token, "stop_string" if it ended in one of
+        --stop-strings, "max_time" if --max-time cut it short, else "length" (it ran out)."""
         eos = self.run.eos_token_id
-        return "eos" if eos is not None and h.new_ids[-1:] == [eos] else "length"
+        if eos is not None and h.new_ids[-1:] == [eos]:
+            return "eos"
+        stops = self.run.options.get("stop_strings")
+        if stops and Stopping.of(stops, self.run.token_strings).ends_with_stop_string(h.ids):
+            return "stop_string"
+        if self.run.options.get("max_time") and len(h.new_ids) < self.run.max_new_tokens:
+            return "max_time"
+        return "length"
 
 
 def generate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -102,6 +111,9 @@ def build_request(args: argparse.Namespace, session: Session) -> Request:
         options["seed"] = check_seed(options["seed"], session)
     max_new_tokens = strategy.max_new_tokens if args.max_new_tokens is None else args.max_new_tokens
     run = Run(read_prompt(args, session), max_new_tokens, resolve_eos(args, session), options)
+    if options.get("stop_strings"):  # the text of every token, as HF's stop-string rule reads it
+        tokenizer = session.tokenizer
+        run.token_strings = [tokenizer.token_bytes(i) for i in range(tokenizer.vocab_size)]
     return Request(strategy, run)
 
 

@@ -58,6 +58,49 @@ def eos_arg(text: str) -> int | None:
     return int(text)
 
 
+def token_ids_arg(text: str) -> list[int]:
+    """Parse --suppress-tokens and the like: comma-separated token ids, e.g. 198,628."""
+    parts = [p.strip() for p in text.split(",")]
+    if not all(p.isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated token ids like 198,628, got {text!r}"
+        )
+    return [int(p) for p in parts]
+
+
+def bad_words_arg(text: str) -> list[list[int]]:
+    """Parse --bad-words-ids: token-id sequences separated by ';', e.g. 464,3290;1234."""
+    return [token_ids_arg(word) for word in text.split(";")]
+
+
+def sequence_bias_arg(text: str) -> list[list]:
+    """Parse --sequence-bias: IDS=BIAS pairs separated by ';', e.g. 464,3290=-2.5;1234=1."""
+    pairs = []
+    for piece in text.split(";"):
+        ids, sep, bias = piece.partition("=")
+        try:
+            value = float(bias)
+        except ValueError:
+            value = None
+        if not sep or value is None:
+            raise argparse.ArgumentTypeError(
+                f"expected IDS=BIAS pairs like 464,3290=-2.5;1234=1, got {text!r}"
+            )
+        pairs.append([token_ids_arg(ids), value])
+    return pairs
+
+
+def decay_arg(text: str) -> tuple[int, float]:
+    """Parse --exponential-decay-length-penalty: START,FACTOR, e.g. 10,1.5."""
+    start, sep, factor = text.partition(",")
+    try:
+        return int(start), float(factor)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected START,FACTOR like 10,1.5, got {text!r}"
+        ) from None
+
+
 def early_stopping_arg(text: str) -> bool | str:
     """Parse --early-stopping: true, false or never (HF's True, False, "never")."""
     values = {"true": True, "false": False, "never": "never"}
@@ -108,10 +151,30 @@ STRATEGY_OPTIONS = [
      "keep tokens at least P times as likely as the top one"),
     ("--typical-p", {"type": float, "metavar": "P"},
      "keep tokens of surprise nearest the entropy, up to mass P"),
+    ("--top-h", {"type": float, "metavar": "H"},
+     "keep the likeliest while their entropy stays <= H times all"),
+    ("--epsilon-cutoff", {"type": float, "metavar": "E"}, "keep tokens of probability at least E"),
+    ("--eta-cutoff", {"type": float, "metavar": "E"},
+     "keep tokens above min(E, sqrt(E) exp(-entropy))"),
     ("--repetition-penalty", {"type": float, "metavar": "R"},
      "R > 1 makes tokens already in the text rarer"),
     ("--no-repeat-ngram-size", {"type": int, "metavar": "N"},
      "never generate an N-gram the text already holds"),
+    ("--min-new-tokens", {"type": int, "metavar": "N"}, "no EOS before N new tokens"),
+    ("--bad-words-ids", {"type": bad_words_arg, "metavar": "IDS[;IDS]"},
+     "never generate these id sequences, e.g. 5,6;7"),
+    ("--sequence-bias", {"type": sequence_bias_arg, "metavar": "IDS=B[;IDS=B]"},
+     "add B to the score of the token completing IDS"),
+    ("--suppress-tokens", {"type": token_ids_arg, "metavar": "IDS"}, "never generate these ids"),
+    ("--begin-suppress-tokens", {"type": token_ids_arg, "metavar": "IDS"},
+     "never start the continuation with these ids"),
+    ("--exponential-decay-length-penalty", {"type": decay_arg, "metavar": "START,F"},
+     "after START new tokens, raise EOS by F**n"),
+    ("--renormalize-logits", {"action": "store_true", "default": None},
+     "log-softmax the scores after all the rest"),
+    ("--stop-strings", {"action": "append", "metavar": "S"},
+     "stop once the text ends in S (repeatable)"),
+    ("--max-time", {"type": float, "metavar": "SECONDS"}, "stop after SECONDS of generating"),
     ("--seed", {"type": int, "metavar": "S"},
      "the random seed, same seed same text (default: a fresh one)"),
     ("--assistant-model", {"metavar": "DIR|NAME"},

@@ -42,6 +42,7 @@ class Run:
     trace: bool = False
     on_token: OnToken | None = None  # for the strategies that stream
     assistant: object = None  # set by an assisted run: its AssistStats, for --json
+    token_strings: list | None = None  # the bytes of every token id, when there are stop strings
 
 
 # A strategy's run function: (next_token_logits, run) -> (hypotheses, trace or None).
@@ -138,12 +139,16 @@ def run_tree(next_token_logits: NextTokenLogits, run: Run):
 
 
 def common(run: Run) -> dict:
-    """The keyword arguments every decoder of decoding/ takes."""
-    return {
+    """The keyword arguments every decoder of decoding/ takes (and the token table, for a run
+    with stop strings)."""
+    keywords = {
         "max_new_tokens": run.max_new_tokens,
         "eos_token_id": run.eos_token_id,
         "trace": run.trace,
     }
+    if run.token_strings is not None:
+        keywords["token_strings"] = run.token_strings
+    return keywords
 
 
 def check_tree_size(branching: int, depth: int) -> None:
@@ -158,13 +163,20 @@ def check_tree_size(branching: int, depth: int) -> None:
         )
 
 
-PROCESSORS = {"repetition_penalty": None, "no_repeat_ngram_size": None}
+# The logits processors and the stopping criteria: greedy, beam, sample and beam-sample take
+# them all (decoding/pipeline.py, decoding/stopping.py). --stop-strings needs the text of every
+# token, which generate.py adds as Run.token_strings.
+PROCESSORS = {"repetition_penalty": None, "no_repeat_ngram_size": None, "min_new_tokens": None,
+              "bad_words_ids": None, "sequence_bias": None, "suppress_tokens": None,
+              "begin_suppress_tokens": None, "exponential_decay_length_penalty": None,
+              "renormalize_logits": False, "stop_strings": None, "max_time": None}  # fmt: skip
 # Assisted decoding (decoding/assisted.py): greedy search and sampling, with a drafter.
 ASSISTANCE = {"assistant_model": None, "num_assistant_tokens": None,
               "num_assistant_tokens_schedule": None, "assistant_confidence_threshold": None,
               "prompt_lookup_num_tokens": None,
               "max_matching_ngram_size": None}  # fmt: skip
-WARPERS = {"temperature": 1.0, "top_k": None, "top_p": None, "min_p": None, "typical_p": None}
+WARPERS = {"temperature": 1.0, "top_h": None, "top_k": None, "top_p": None, "min_p": None,
+           "typical_p": None, "epsilon_cutoff": None, "eta_cutoff": None}  # fmt: skip
 
 STRATEGIES = {
     s.name: s
