@@ -31,7 +31,7 @@ from decoding.pipeline import Pipeline
 from decoding.probs import log_softmax, softmax
 from decoding.recorder import new_trace, record_row, record_stop
 from decoding.results import Decoded, Hypothesis
-from decoding.stopping import MaxTime, Stopping, TokenStrings
+from decoding.stopping import MAX_TIME, STOP_STRING, MaxTime, Stopping, TokenStrings
 from decoding.warpers import Warpers
 
 
@@ -161,6 +161,9 @@ def sample(
         hypotheses = [Hypothesis(sequences[r], len(prompt), logprobs[r], None, token_logprobs[r],
                                  transition_scores[r]) for r in rows]  # fmt: skip
         at_eos = sum(stopped[r] == "EOS" for r in rows)
-        record_stop(traces[i], f"{at_eos} of {n_samples} samples stopped at EOS")
+        counts = {why: sum(stopped[r] == why for r in rows) for why in (STOP_STRING, MAX_TIME)}
+        others = [f"{n} {why}" for why, n in counts.items() if n]  # "2 stopped at a stop string"
+        summary = [f"{at_eos} of {n_samples} samples stopped at EOS", *others]
+        record_stop(traces[i], "; ".join(summary))
         results.append(Decoded(prompt, hypotheses, traces[i], **outputs.of(i)))
     return results
