@@ -213,6 +213,7 @@ def advance(
     candidates: list[tuple[int, int, float]],
     stopping: Stopping | None = None,
     time_is_up: bool = False,
+    steps: tuple[list, int] = ([], 0),
 ) -> None:
     """One step of one prompt's search; `scores` and `model_logp` have one row per live beam,
     `candidates` are the 2K (beam, token, cumulative score) it ranked, best first. A candidate
@@ -244,7 +245,7 @@ def advance(
         if not any(h is hypothesis for h in state.finished):
             fates[rank] = NOT_KEPT
     record_beam_step(state.trace, step, state.beams, scores, model_logp, candidates, fates, live,
-                     state.finished)  # fmt: skip
+                     state.finished, *steps)  # fmt: skip
     state.beams = live
     state.stop_reason = why_stop(state, step, rules, time_is_up)
 
@@ -292,8 +293,10 @@ def run_search(
         # Beam search processes (and beam sampling warps) LOG-PROBS, not logits, as HF does.
         prompt_lengths = [len(s.prompt) for _, s in running for _ in s.beams]
         # A beam whose every continuation is banned keeps a row of -inf: it has no candidate.
-        scores, _ = pipeline.apply(model_logp, sequences, prompt_lengths=prompt_lengths,
-                                   eos_token_id=rules.eos_token_id, dead_rows_ok=True)  # fmt: skip
+        scores, steps = pipeline.apply(
+            model_logp, sequences, prompt_lengths=prompt_lengths, eos_token_id=rules.eos_token_id,
+            dead_rows_ok=True,
+        )  # fmt: skip
         time_is_up = stopping.time_is_up()  # once per step, for every candidate
         start = 0
         for i, s in running:
@@ -301,7 +304,7 @@ def run_search(
             outputs.record(i, list(range(len(s.beams))), scores[rows], logits[rows])
             candidates = pick(s.beams, scores[rows], 2 * rules.num_beams)
             advance(s, scores[rows], model_logp[rows], step, rules, candidates, stopping,
-                    time_is_up)  # fmt: skip
+                    time_is_up, (steps, start))  # fmt: skip
             start = rows.stop
     return states
 

@@ -109,16 +109,22 @@ def record_beam_step(
     fates: list[str],
     live: list[Beam],
     finished: list[Hypothesis],
+    steps: list | None = None,
+    first_row: int = 0,
 ) -> None:
     """One beam-search step: a row per beam, the 2K candidates and their fates, the new beams
     and the pool. A beam's bars are exp of its processed log-probs: beam search does not
-    renormalise after the processors, so neither does the picture."""
+    renormalise after the processors, so neither does the picture. steps: the pipeline's
+    ScoreSteps for the whole batch, in which this prompt's beams start at row first_row."""
     if trace is None:
         return
     rows = []
     for b, beam in enumerate(beams):
         chosen = [token for (cb, token, _) in candidates if cb == b]
-        rows.append(top_candidates(b, beam.ids, np.exp(scores[b]), np.exp(model_logp[b]), chosen))
+        row = first_row + b
+        cuts = [Cut(s.name, s.param, s.kept[row], cut_removed(s, row)) for s in steps or []]
+        rows.append(top_candidates(b, beam.ids, np.exp(scores[b]), np.exp(model_logp[b]), chosen,
+                                   cuts))  # fmt: skip
     ranked = [BeamCandidate(b, t, s, f) for (b, t, s), f in zip(candidates, fates)]
     trace.steps.append(Step(step, rows, ranked, list(live), list(finished)))
 

@@ -187,3 +187,15 @@ def test_the_trace_shows_which_step_removed_which_tokens():
     assert cuts[0].removed == [1, 2] and cuts[0].kept == V - 2
     assert cuts[1].kept == 3 and len(cuts[1].removed) == V - 5
     assert Warpers(top_k=3).active() == [("top_k", 3)]
+
+
+def test_beam_search_traces_the_pipeline_steps_of_every_beam():
+    model = toy_model("bigram", V, seed=8)
+    decoded = beam_search(model, [[5], [6, 7]], num_beams=2, max_new_tokens=3,
+                          suppress_tokens=[1, 2], trace=True)  # fmt: skip
+    for d in decoded:
+        for step in d.trace.steps:
+            for row in step.rows:
+                assert [(c.name, c.kept, c.removed) for c in row.cuts] == [
+                    ("suppress_tokens", V - 2, [1, 2])
+                ]
