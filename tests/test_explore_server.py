@@ -250,20 +250,31 @@ def units(answer: dict) -> int:
 
 def steps_as_the_page_asks(server, request: dict, live: bool) -> list[dict]:
     """Start a run, then ask for one more step at a time, letting the model make one more
-    forward pass only after each answer; every answer, the last one done."""
+    forward pass only after each answer. As the page does, each request says how many steps
+    (and rounds) are held already, and each answer's new ones are put after them. Returns
+    every answer so joined (the last one done), then the whole answer asked for afresh."""
     with gated(server) as permits:
         status, started = post(server, "/api/start", request)
         assert status == 200, started
         permits.release(1 if live else 10**6)  # a run served only at its end must not wait
-        answers = []
+        answers, held, texts = [], {"steps": [], "rounds": []}, {}
         while not answers or not answers[-1]["done"]:
-            upto = units(answers[-1]) + 1 if answers else 1
-            status, answer = post(server, "/api/steps", {"run_id": started["run_id"],
-                                                         "upto": upto})  # fmt: skip
+            since = {key: len(held[key]) for key in held}
+            ask = {"run_id": started["run_id"], "upto": (units(answers[-1]) if answers else 0) + 1,
+                   "since": since}  # fmt: skip
+            status, answer = post(server, "/api/steps", ask)
             assert status == 200, answer
-            answers.append(answer)
+            if "steps" in answer["trace"]:  # (a tree search's trace comes whole)
+                assert answer["since"] == since
+                for key in held:
+                    held[key] = held[key] + answer["trace"][key]
+                answer["trace"] = {**answer["trace"], **held}
+            texts |= answer["token_text"]  # the text of the tokens the new steps mention
+            answers.append({**answer, "token_text": dict(texts)})
             permits.release()
-    return answers
+        status, whole = post(server, "/api/steps", {"run_id": started["run_id"]})
+        assert status == 200 and whole["since"] == {"steps": 0, "rounds": 0}
+    return answers + [whole]
 
 
 # The run's trace is the one the decoder fills (served step by step), or one made at the end:
@@ -281,10 +292,11 @@ PROGRESSIVE = [(r, True) for r in REQUESTS if r["strategy"] != "tree"] + [
 def test_steps_served_while_the_run_goes_on_are_its_final_traces_steps(
     server, capsys, tmp_path, request_, live
 ):
-    answers = steps_as_the_page_asks(server, request_, live)
+    *answers, whole = steps_as_the_page_asks(server, request_, live)
     final = answers[-1]
     printed, trace_file = cli_answer(capsys, tmp_path, request_)
-    assert final["trace"] == trace_file["trace"] and final["sequences"] == printed["sequences"]
+    assert whole["trace"] == final["trace"] == trace_file["trace"]
+    assert whole["sequences"] == final["sequences"] == printed["sequences"]
     if not live:  # answered once, at the end
         assert len(answers) == 1
         return
@@ -305,7 +317,7 @@ def test_steps_served_while_the_run_goes_on_are_its_final_traces_steps(
 def test_a_beam_searchs_early_stopping_marks_show_up_as_the_steps_come(server):
     request = {"strategy": "beam", "prompt": PROMPT, "max_new_tokens": 12, "eos_token_id": 12,
                "options": {"num_beams": 3, "early_stopping": "never"}}  # fmt: skip
-    answers = steps_as_the_page_asks(server, request, True)
+    answers = steps_as_the_page_asks(server, request, True)[:-1]
     final = answers[-1]["early_stopping_steps"]
     assert any(at is not None for at in final.values())
     for answer in answers:  # a mode's mark appears once the step it stops after is served
@@ -345,6 +357,9 @@ def test_a_step_count_of_zero_answers_at_once_with_no_step(server):
     ({"run_id": "x", "upto": "2"}, "upto"),
     ({"upto": 1}, "run_id"),
     ({"run_id": "x", "prompt": PROMPT}, "prompt"),
+    ({"run_id": "x", "since": {"steps": -1}}, "since"),
+    ({"run_id": "x", "since": {"beams": 2}}, "since"),
+    ({"run_id": "x", "since": 3}, "since"),
 ])  # fmt: skip
 def test_a_bad_steps_request_is_a_400_in_one_line(server, body, word):
     status, answer = post(server, "/api/steps", body)

@@ -46,7 +46,7 @@ LIMITS = {
 }
 REQUEST_KEYS = {"strategy", "prompt", "prompt_ids", "max_new_tokens", "eos_token_id", "options",
                 "run_id"}  # fmt: skip
-STEPS_KEYS = {"run_id", "upto"}  # POST /api/steps
+STEPS_KEYS = {"run_id", "upto", "since"}  # POST /api/steps
 EARLY_STOPPING_MODES = {"true": True, "false": False, "never": "never"}
 
 
@@ -293,11 +293,20 @@ def run_request(session: Session, data: dict, cancelled: threading.Event) -> dic
     return answer_json(prepared, *decode(prepared, logits))
 
 
-def answer_json(prepared: Prepared, hypotheses: list, trace) -> dict:
-    """The answer for a run that has ended (see the module's docstring)."""
+def answer_json(
+    prepared: Prepared,
+    hypotheses: list,
+    trace,
+    trace_json: dict | None = None,
+    tokens: set[int] | None = None,
+) -> dict:
+    """The answer for a run that has ended (see the module's docstring). trace_json, tokens:
+    the trace's to_json() and the token ids it mentions, when known already (runs.py has
+    them step by step; a long beam search's take seconds to make again)."""
     request, session = prepared.request, prepared.session
-    trace_json = trace.to_json()
-    shown = token_ids_in(trace_json) | {t for h in hypotheses for t in h.ids}
+    trace_json = trace.to_json() if trace_json is None else trace_json
+    tokens = token_ids_in(trace_json) if tokens is None else tokens
+    shown = tokens | {t for h in hypotheses for t in h.ids}
     answer = generate_json(request, hypotheses, session)
     answer |= {
         "strategy": request.strategy.name,  # after HF's redirects (temperature 0 -> greedy)
@@ -311,13 +320,12 @@ def answer_json(prepared: Prepared, hypotheses: list, trace) -> dict:
     return answer
 
 
-def partial_json(prepared: Prepared, trace_json: dict, steps: list) -> dict:
+def partial_json(prepared: Prepared, trace_json: dict, marks: dict | None) -> dict:
     """The answer for a run still going: the same fields but the final ones (`sequences`,
-    `assistant`), and a trace of the steps (and rounds) completed so far. `steps`: those
-    steps' records, for the early-stopping marks reached so far (null: not yet)."""
+    `assistant`), and a trace of completed steps (and rounds); `marks`: the early-stopping
+    marks reached so far (null: not yet)."""
     request, session = prepared.request, prepared.session
     shown = token_ids_in(trace_json) | set(request.run.prompt)
-    so_far = Trace(trace_json["decoder"], trace_json["prompt"], steps)
     return {
         "prompt_ids": request.run.prompt,
         "strategy": request.strategy.name,
@@ -326,7 +334,7 @@ def partial_json(prepared: Prepared, trace_json: dict, steps: list) -> dict:
         "notes": list(session.notes),
         "token_text": token_text(session, shown),
         "trace": trace_json,
-        "early_stopping_steps": early_stopping_steps(so_far, request.run),
+        "early_stopping_steps": marks,
     }
 
 

@@ -26,8 +26,16 @@ import time
 
 from decoding.recorder import Watch
 from decoding.results import Trace, json_safe
+from minigpt.cli.generate import token_ids_in
 from minigpt.cli.strategies import ASSISTANCE
-from minigpt.explore.api import Cancelled, Prepared, answer_json, decode, partial_json
+from minigpt.explore.api import (
+    Cancelled,
+    Prepared,
+    answer_json,
+    decode,
+    early_stopping_steps,
+    partial_json,
+)
 
 
 def live_trace_is_final(run) -> bool:
@@ -59,9 +67,13 @@ class LiveRun:
         self.traces_started = 0
         self.steps: list[dict] = []  # the live trace's completed steps, as to_json writes them
         self.rounds: list[dict] = []  # and its completed rounds (assisted decoding)
+        self.tokens: set[int] = set()  # the token ids those mention
         self.answer: dict | None = None
         self.error: BaseException | None = None
         self.ended_at: float | None = None  # time.monotonic() when it ended
+        self.marks_lock = threading.Lock()
+        self.marks: dict | None = None  # the early-stopping marks of the first `marked` steps
+        self.marked = 0
 
     @property
     def ended(self) -> bool:
@@ -77,7 +89,8 @@ class LiveRun:
                 raise Cancelled("the run was cancelled")
             run = self.prepared.request.run
             watch = Watch(self.started) if live_trace_is_final(run) else True
-            answer = answer_json(self.prepared, *decode(self.prepared, logits, watch))
+            hypotheses, trace = decode(self.prepared, logits, watch)
+            answer = answer_json(self.prepared, hypotheses, trace, *self.whole_json(trace))
         except BaseException as e:  # kept for the answer; a bug is printed where it is served
             self.end(error=e)
         else:
@@ -97,10 +110,21 @@ class LiveRun:
         steps = [json_safe(dataclasses.asdict(s)) for s in trace.steps[len(self.steps) :]]
         rounds = [json_safe(dataclasses.asdict(r)) for r in trace.rounds[len(self.rounds) :]]
         if steps or rounds:
+            self.tokens |= token_ids_in(steps) | token_ids_in(rounds)
             with self.changed:
                 self.steps += steps
                 self.rounds += rounds
                 self.changed.notify_all()
+
+    def whole_json(self, trace) -> tuple[dict | None, set[int] | None]:
+        """(trace.to_json(), the token ids it mentions) from the steps already turned into
+        JSON, when `trace` is the live one (else (None, None): api.answer_json makes them)."""
+        if trace is None or trace is not self.trace:
+            return None, None
+        self.before_model_call()  # the run has ended: its last steps are complete too
+        whole = {"decoder": trace.decoder, "prompt": list(trace.prompt), "steps": self.steps,
+                 "stop_reason": trace.stop_reason, "rounds": self.rounds}  # fmt: skip
+        return whole, self.tokens | set(trace.prompt)
 
     def end(self, answer: dict | None = None, error: BaseException | None = None) -> None:
         with self.changed:
@@ -118,20 +142,53 @@ class LiveRun:
         with self.changed:
             self.changed.wait_for(lambda: self.ended or (upto is not None and self.units() >= upto))
 
-    def answer_so_far(self) -> dict:
+    def answer_so_far(self, since: tuple[int, int] = (0, 0)) -> dict:
         """The answer, or the partial answer with every completed step; the run's error if
-        it failed (a bad option the decoder refused, or Cancelled)."""
+        it failed (a bad option the decoder refused, or Cancelled). since = (steps, rounds)
+        the page holds already: the trace then has only the ones after them (a long beam
+        search's trace runs to megabytes, too much to send again at every step)."""
         with self.changed:
             ended, answer, error = self.ended, self.answer, self.error
             steps, rounds, trace = list(self.steps), list(self.rounds), self.trace
         if error is not None:
             raise error
         if ended:
-            return {"run_id": self.run_id, "done": True, **answer}
+            sent, since = after(answer["trace"], since)
+            return {"run_id": self.run_id, "done": True, **answer, "trace": sent,
+                    "since": since}  # fmt: skip
         run = self.prepared.request.run
         trace_json = {"decoder": trace.decoder if trace else "", "prompt": list(run.prompt),
                       "steps": steps, "stop_reason": "", "rounds": rounds}  # fmt: skip
+        sent, since = after(trace_json, since)
         # The completed steps' records are no longer written to: safe to read from here.
-        records = trace.steps[: len(steps)] if trace else []
-        return {"run_id": self.run_id, "done": False,
-                **partial_json(self.prepared, trace_json, records)}  # fmt: skip
+        marks = self.marks_of(trace.steps[: len(steps)] if trace else [])
+        return {"run_id": self.run_id, "done": False, **partial_json(self.prepared, sent, marks),
+                "since": since}  # fmt: skip
+
+    def marks_of(self, records: list) -> dict | None:
+        """api.early_stopping_steps of the completed steps, carried on from the last answer's
+        (whether a mode stops after a step depends on that step's beams and pool alone)."""
+        with self.marks_lock:
+            run = self.prepared.request.run
+            new = early_stopping_steps(Trace("", list(run.prompt), records[self.marked :]), run)
+            if new is not None:
+                old = self.marks or {}
+                self.marks = {mode: old[mode] if old.get(mode) is not None else at
+                              for mode, at in new.items()}  # fmt: skip
+            self.marked = max(self.marked, len(records))
+            return None if self.marks is None else dict(self.marks)
+
+
+def after(trace_json: dict, since: tuple[int, int]) -> tuple[dict, dict]:
+    """(the trace without its first since = (steps, rounds), what was left out). A tree
+    search's trace has no steps: it is sent whole.
+
+    >>> after({"steps": [1, 2, 3], "rounds": []}, (2, 0))
+    ({'steps': [3], 'rounds': []}, {'steps': 2, 'rounds': 0})
+    """
+    if "steps" not in trace_json:
+        return trace_json, {"steps": 0, "rounds": 0}
+    steps, rounds = since
+    sent = {**trace_json, "steps": trace_json["steps"][steps:],
+            "rounds": trace_json["rounds"][rounds:]}  # fmt: skip
+    return sent, {"steps": steps, "rounds": rounds}

@@ -93,15 +93,18 @@ class Explorer:
         return {"run_id": run_id}
 
     def steps(self, data: dict) -> dict:
-        """POST /api/steps {"run_id": ID, "upto": K}: once K steps are complete (K rounds for
-        assisted decoding; "upto" null or left out: once the run has ended), or the run has
-        ended, every step so far; with "done": true, the whole answer of /api/run."""
+        """POST /api/steps {"run_id": ID, "upto": K, "since": {"steps": S, "rounds": R}}:
+        once K steps are complete (K rounds for assisted decoding; "upto" null or left out:
+        once the run has ended), or the run has ended, the steps (and rounds) so far after the
+        first S (R) the page has already; with "done": true, the whole answer of /api/run
+        (its trace after those too)."""
         upto = data.get("upto")
         if upto is not None and (isinstance(upto, bool) or not isinstance(upto, int) or upto < 0):
             raise BadRequest(f"upto must be a step count (0 or more) or null, got {upto!r}")
+        since = since_field(data.get("since"))
         live = self.find(run_id_field(data.get("run_id"), required=True))
         live.wait(upto)
-        return live.answer_so_far()
+        return live.answer_so_far(since)
 
     def run(self, data: dict) -> dict:
         """POST /api/run: the whole run at once (start, then wait for its end)."""
@@ -155,6 +158,18 @@ class Explorer:
     def drop(self, run_id: str) -> None:
         """Forget a run (registry_lock held), cancelling it if it is still going."""
         self.runs.pop(run_id).cancelled.set()
+
+
+def since_field(value: object) -> tuple[int, int]:
+    """(steps, rounds) the page holds already, from {"steps": S, "rounds": R} (null: none)."""
+    if value is None:
+        return 0, 0
+    counts = [value.get(key, 0) for key in ("steps", "rounds")] if isinstance(value, dict) else []
+    extra = isinstance(value, dict) and set(value) - {"steps", "rounds"}
+    if extra or not counts or any(isinstance(c, bool) or not isinstance(c, int) or c < 0
+                                  for c in counts):  # fmt: skip
+        raise BadRequest(f'since must be {{"steps": S, "rounds": R}} of counts, got {value!r}')
+    return counts[0], counts[1]
 
 
 def run_id_field(value: object, required: bool) -> str | None:

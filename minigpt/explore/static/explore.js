@@ -83,6 +83,17 @@ function unitCount(kind, trace) {
 
 const UNIT_NAME = { tree: "level", rounds: "round", beam: "step", steps: "step" };
 
+// A /api/steps answer's trace holds only the steps (and rounds) after the first answer.since
+// ones, which the page has already: put them after those, and keep every token's text.
+function joined(old, answer) {
+  if (!old || !Array.isArray(answer.trace.steps)) return answer;
+  const { steps, rounds } = answer.since;
+  answer.trace.steps = old.trace.steps.slice(0, steps).concat(answer.trace.steps);
+  answer.trace.rounds = (old.trace.rounds || []).slice(0, rounds).concat(answer.trace.rounds || []);
+  answer.token_text = { ...old.token_text, ...answer.token_text };
+  return answer;
+}
+
 // ------------------------------------------------------------------------------------ a panel
 
 class Panel {
@@ -226,9 +237,11 @@ class Panel {
     try {
       if (!a) await api("/api/start", { ...this.request(), run_id: runId });
       if (runId !== this.runId) return false; // the request changed meanwhile
-      const answer = await api("/api/steps", { run_id: runId, upto });
+      // Only the steps after those held come back: a long run's trace runs to megabytes.
+      const since = a ? { steps: a.trace.steps.length, rounds: (a.trace.rounds || []).length } : null;
+      const answer = await api("/api/steps", { run_id: runId, upto, since });
       if (runId !== this.runId) return false;
-      this.answer = answer;
+      this.answer = joined(a, answer);
       this.kind = traceKind(answer.trace);
       this.units = unitCount(this.kind, answer.trace);
       return true;
