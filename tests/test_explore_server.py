@@ -378,6 +378,20 @@ def test_a_bad_option_the_decoder_refuses_is_a_400_from_steps_before_any_model_c
     assert status == 400 and answer["option"] == "top_p" and "(0, 1]" in answer["error"]
 
 
+def test_a_run_that_fails_by_a_bug_answers_500_instead_of_leaving_the_page_waiting(server):
+    explorer = server.RequestHandlerClass.explorer
+
+    def broken():
+        raise RuntimeError("no model here")
+
+    explorer.model_logits = broken
+    try:
+        status, answer = post(server, "/api/run", {"prompt": PROMPT, "max_new_tokens": 2})
+    finally:
+        del explorer.model_logits  # the class's own again
+    assert status == 500 and "no model here" in answer["error"]
+
+
 def test_the_server_keeps_a_bounded_number_of_runs(server):
     explorer = server.RequestHandlerClass.explorer
     ids = [f"bound-{i}" for i in range(explorer.MAX_RUNS + 3)]

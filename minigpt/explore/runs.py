@@ -81,12 +81,14 @@ class LiveRun:
 
     # ----------------------------------------------------------- in the decoder's thread
 
-    def decode(self, logits) -> None:
-        """Run the request on `logits` (an api.CancellableLogits built with
-        before_call=self.before_model_call) and keep what it ended with."""
+    def decode(self, make_logits) -> None:
+        """Run the request on make_logits() (an api.CancellableLogits built with
+        before_call=self.before_model_call) and keep what it ended with, whatever that is:
+        an answer waited for must come."""
         try:
             if self.cancelled.is_set():  # cancelled while it waited its turn
                 raise Cancelled("the run was cancelled")
+            logits = make_logits()
             run = self.prepared.request.run
             watch = Watch(self.started) if live_trace_is_final(run) else True
             hypotheses, trace = decode(self.prepared, logits, watch)

@@ -129,8 +129,8 @@ class Explorer:
         """A run's thread: wait for the turn, then decode (the runs take turns: one model,
         a few cores; two at once would only make both slower)."""
         with self.turn:
-            logits = CancellableLogits(self.model_logits(), live.cancelled, live.before_model_call)
-            live.decode(logits)
+            live.decode(lambda: CancellableLogits(self.model_logits(), live.cancelled,
+                                                  live.before_model_call))  # fmt: skip
 
     def find(self, run_id: str) -> LiveRun:
         with self.registry_lock:
