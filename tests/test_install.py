@@ -195,7 +195,7 @@ def check_explore_serves_its_page(work: Path, env: dict) -> None:
         with urllib.request.urlopen(url, timeout=60) as page:
             assert b"/static/explore.js" in page.read()
         with urllib.request.urlopen(url + "static/explore.js", timeout=60) as script:
-            assert b"/api/run" in script.read()
+            assert b"/api/steps" in script.read()  # what the page asks a run for
         run = urllib.request.Request(url + "api/run", data=b'{"prompt": "hi", "max_new_tokens": 2}',
                                      headers={"Content-Type": "application/json"})  # fmt: skip
         with urllib.request.urlopen(run, timeout=60) as answer:
