@@ -192,6 +192,25 @@ def test_the_first_step_shows_while_the_server_is_still_decoding(page, served, c
     assert shown_ids(panel, ".final-seq") == new_ids(printed)
 
 
+def test_a_flag_is_a_checkbox_and_a_repeated_flag_one_value_per_line(page, capsys, tmp_path):
+    """--renormalize-logits (given or not) and --stop-strings S (repeatable) as the page asks
+    for them: the shown text is what generate prints with those flags."""
+    set_prompt(page, "The little dog")
+    (panel,) = panels(page)
+    choose_strategy(panel, "sample")
+    set_field(panel, "seed", "5")
+    panel.find_element("css selector", '.opt[data-name="renormalize_logits"]').click()
+    stops = panel.find_element("css selector", '.opt[data-name="stop_strings"]')
+    assert stops.tag_name == "textarea"
+    stops.send_keys(" the\n.")
+    run_to_end(page, panel)
+    printed, _ = generate(capsys, tmp_path, "The little dog", "--strategy", "sample", "--seed",
+                          "5", "--renormalize-logits", "--stop-strings", " the",
+                          "--stop-strings", ".")  # fmt: skip
+    assert printed["sequences"][0]["finish_reason"] == "stop_string"  # the second line's "."
+    assert shown_ids(panel, ".final-seq") == new_ids(printed)
+
+
 def test_a_beam_search_run_draws_one_node_per_candidate_of_the_trace(page, capsys, tmp_path):
     (panel,) = panels(page)
     choose_strategy(panel, "beam")

@@ -41,7 +41,13 @@ def cli_answer(capsys, tmp_path, request: dict) -> tuple[dict, dict]:
     if "max_new_tokens" in request:
         argv += ["--max-new-tokens", str(request["max_new_tokens"])]
     for name, value in request.get("options", {}).items():
-        argv += ["--" + name.replace("_", "-"), str(value)]
+        option = "--" + name.replace("_", "-")
+        if value is True:  # a flag given or not (--renormalize-logits)
+            argv.append(option)
+        elif isinstance(value, list):  # a flag repeated (--stop-strings S)
+            argv += [word for v in value for word in (option, v)]
+        else:
+            argv += [option, str(value)]
     status, out, err = run_in_process(capsys, *argv)
     assert status == 0, err
     return json.loads(out), json.loads((tmp_path / "trace.json").read_text())
@@ -88,6 +94,11 @@ REQUESTS = [
      "options": {"prompt_lookup_num_tokens": 3}},
     {"strategy": "sample", "prompt": PROMPT, "max_new_tokens": 6,
      "options": {"seed": 3, "assistant_model": "minigpt-tiny-draft", "num_assistant_tokens": 3}},
+    {"strategy": "sample", "prompt": PROMPT, "max_new_tokens": 8,
+     "options": {"seed": 2, "top_k": 20, "renormalize_logits": True,
+                 "stop_strings": [" the", "."], "min_new_tokens": 2}},
+    {"strategy": "greedy", "prompt": PROMPT, "max_new_tokens": 12,
+     "options": {"stop_strings": "girl"}},  # stops at step 6, in the word it ends
 ]  # fmt: skip
 
 
@@ -172,6 +183,10 @@ BAD = [
     ({"prompt": PROMPT, "colour": "red"}, None, "colour"),
     ({"prompt": ""}, None, "empty"),
     ({"prompt_ids": [1, -2]}, "prompt_ids", "token ids"),
+    ({"prompt": PROMPT, "options": {"renormalize_logits": "true"}}, "renormalize_logits",
+     "true or false"),
+    ({"prompt": PROMPT, "options": {"stop_strings": [1]}}, "stop_strings", "list of strings"),
+    ({"prompt": PROMPT, "options": {"stop_strings": []}}, "stop_strings", "list of strings"),
 ]  # fmt: skip
 
 

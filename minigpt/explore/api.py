@@ -73,7 +73,13 @@ def option_kind(settings: dict) -> dict:
     {'kind': 'int'}
     >>> option_kind({"choices": ("a", "b")})
     {'kind': 'choice', 'choices': ['a', 'b']}
+    >>> option_kind({"action": "store_true"}), option_kind({"action": "append"})
+    ({'kind': 'flag'}, {'kind': 'list'})
     """
+    if settings.get("action") == "store_true":
+        return {"kind": "flag"}  # a checkbox: the flag given or not (--renormalize-logits)
+    if settings.get("action") == "append":
+        return {"kind": "list"}  # the flag repeated, once per value (--stop-strings S)
     convert = settings.get("type")
     if "choices" in settings:
         return {"kind": "choice", "choices": list(settings["choices"])}
@@ -147,6 +153,17 @@ def option_value(name: str, value: object):
     if value is None:
         return None
     settings, _ = known[name]
+    if settings.get("action") == "store_true":  # given as true, or not given (false)
+        if not isinstance(value, bool):
+            raise BadRequest(f"{flag(name)} is given or not: send true or false, got "
+                             f"{json.dumps(value)}")  # fmt: skip
+        return True if value else None
+    if settings.get("action") == "append":  # one value per repetition of the flag
+        values = [value] if isinstance(value, str) else value
+        if not (isinstance(values, list) and values and all(isinstance(v, str) for v in values)):
+            raise BadRequest(f"{flag(name)} takes a string or a list of strings, got "
+                             f"{json.dumps(value)}")  # fmt: skip
+        return list(values)
     text = flag_text(name, value)
     convert = settings.get("type", str)
     try:

@@ -173,6 +173,11 @@ class Panel {
         field = el("select", {});
         field.append(el("option", { value: "", text: `default (${option.default ?? "off"})` }));
         for (const choice of option.choices) field.append(el("option", { value: choice, text: choice }));
+      } else if (option.kind === "flag") {
+        field = el("input", { type: "checkbox" }); // the flag given (checked) or not
+      } else if (option.kind === "list") {
+        // The flag repeated: one value per line (a stop string may hold spaces or commas).
+        field = el("textarea", { rows: "1", placeholder: "off (one per line)" });
       } else {
         field = el("input", { type: option.kind === "text" ? "text" : "number",
           step: option.kind === "float" ? "any" : "1",
@@ -196,7 +201,12 @@ class Panel {
     // The fields as typed: the server parses them as the same flags would be.
     const options = {};
     for (const field of this.options.querySelectorAll(".opt")) {
-      if (field.value.trim() !== "") options[field.dataset.name] = field.value.trim();
+      if (field.type === "checkbox") {
+        if (field.checked) options[field.dataset.name] = true;
+      } else if (field.tagName === "TEXTAREA") {
+        const lines = field.value.split("\n").filter((line) => line !== "");
+        if (lines.length) options[field.dataset.name] = lines;
+      } else if (field.value.trim() !== "") options[field.dataset.name] = field.value.trim();
     }
     const body = { strategy: this.strategy.value, prompt: document.getElementById("prompt").value, options };
     const n = this.maxNew.value.trim();
