@@ -112,10 +112,17 @@ class Pipeline:
         if self.renormalize_logits:
             later.append(("renormalize_logits", True))
         for name, param in later:
-            before, x = x, x.copy()
-            if name == "renormalize_logits":
-                x[live] = renormalize_logits(before[live])
+            before = x
+            if live.all():  # the usual case: every row has tokens left, no row to skip
+                x = self.run_step(name, param, before)
             else:
-                x[live] = self.warpers.step(name, param, before[live])
+                x = before.copy()
+                x[live] = self.run_step(name, param, before[live])
             steps.append(score_step(name, param, before, x))
         return x, steps
+
+    def run_step(self, name: str, param: object, scores: np.ndarray) -> np.ndarray:
+        """One of the steps after the processors: a warper, or the renormalisation."""
+        if name == "renormalize_logits":
+            return renormalize_logits(scores)
+        return self.warpers.step(name, param, scores)
