@@ -295,7 +295,7 @@ def run_search(
         # A beam whose every continuation is banned keeps a row of -inf: it has no candidate.
         scores, steps = pipeline.apply(
             model_logp, sequences, prompt_lengths=prompt_lengths, eos_token_id=rules.eos_token_id,
-            dead_rows_ok=True,
+            dead_rows_ok=True, record=bool(trace),
         )  # fmt: skip
         time_is_up = stopping.time_is_up()  # once per step, for every candidate
         start = 0

@@ -145,19 +145,22 @@ def processed_logits(
     prompts: list[list[int]],
     eos_token_id: int | None,
     prompt_lengths: list[int],
+    record: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, list[ScoreStep], int]:
     """One step of greedy search or sampling up to the choice: (raw logits, the scores after
     the pipeline, its steps, vocab size). Checks the model's answer, the prompts against the
     vocabulary on the first step (vocab_size None), and (the pipeline does) that the
-    processors left every row a token to choose. prompt_lengths: one per sequence."""
+    processors left every row a token to choose. prompt_lengths: one per sequence; record:
+    whether the pipeline makes its steps' records (for a trace)."""
     logits = ask_model(next_token_logits, sequences, vocab_size)
     if vocab_size is None:
         vocab_size = logits.shape[1]
         check_vocab(vocab_size, prompts, eos_token_id)
     # on logits (beam search runs the same pipeline on log-probs)
     scores, steps = pipeline.apply(
-        logits, sequences, prompt_lengths=prompt_lengths, eos_token_id=eos_token_id
-    )
+        logits, sequences, prompt_lengths=prompt_lengths, eos_token_id=eos_token_id,
+        record=record,
+    )  # fmt: skip
     return logits, scores, steps, vocab_size
 
 

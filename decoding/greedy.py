@@ -96,7 +96,7 @@ def greedy_search(
         live_seqs = [sequences[i] for i in live]
         logits, scores, steps, vocab_size = processed_logits(
             next_token_logits, live_seqs, pipeline, vocab_size, batch, eos,
-            [len(batch[i]) for i in live],
+            [len(batch[i]) for i in live], record=bool(trace),
         )  # fmt: skip
         model_logp = log_softmax(logits)
         tokens = np.argmax(scores, axis=-1)  # the first maximum on ties, as torch.argmax

@@ -96,15 +96,18 @@ class Pipeline:
         prompt_lengths: Sequence[int] | None = None,
         eos_token_id: int | None = None,
         dead_rows_ok: bool = False,
+        record: bool = True,
     ) -> tuple[np.ndarray, list[ScoreStep]]:
-        """The scores [B, V] after every step, and one ScoreStep per step that ran.
+        """The scores [B, V] after every step, and one ScoreStep per step that ran (none when
+        not `record`: decoders record only for a trace).
 
         A row whose every token the processors banned has nothing to choose from: greedy
         search and sampling refuse it here; beam search (dead_rows_ok) just drops that beam,
         so its row stays all -inf and the warpers and the renormalisation skip it."""
         x, steps = self.processors.apply_traced(
-            logits, sequences, prompt_lengths=prompt_lengths, eos_token_id=eos_token_id
-        )
+            logits, sequences, prompt_lengths=prompt_lengths, eos_token_id=eos_token_id,
+            record=record,
+        )  # fmt: skip
         if not dead_rows_ok:
             check_some_token_left(x, sequences)
         live = x.max(axis=-1) > -np.inf
@@ -118,7 +121,8 @@ class Pipeline:
             else:
                 x = before.copy()
                 x[live] = self.run_step(name, param, before[live])
-            steps.append(score_step(name, param, before, x))
+            if record:
+                steps.append(score_step(name, param, before, x))
         return x, steps
 
     def run_step(self, name: str, param: object, scores: np.ndarray) -> np.ndarray:

@@ -254,16 +254,20 @@ class Processors:
         *,
         prompt_lengths: Sequence[int] | None = None,
         eos_token_id: int | None = None,
+        record: bool = True,
     ) -> tuple[np.ndarray, list[ScoreStep]]:
         """Processed logits [B, V] (a new array even when nothing runs) and one ScoreStep per
-        processor that ran. prompt_lengths (one per row) is needed by min_new_tokens,
-        exponential_decay_length_penalty and begin_suppress_tokens; eos_token_id by the
-        EOS-timing processors and by bad_words_ids (which never bans EOS alone)."""
+        processor that ran (none when not `record`: an untraced run needs no records, and
+        making them costs full passes over the scores). prompt_lengths (one per row) is
+        needed by min_new_tokens, exponential_decay_length_penalty and begin_suppress_tokens;
+        eos_token_id by the EOS-timing processors and by bad_words_ids (which never bans EOS
+        alone)."""
         x = check_batch(logits, sequences).copy()
         steps = []
         for name, param in self.active(eos_token_id):
             before, x = x, _RUN[name](x, sequences, prompt_lengths, eos_token_id, param)
-            steps.append(score_step(name, param, before, x))
+            if record:
+                steps.append(score_step(name, param, before, x))
         return x, steps
 
     def apply(
@@ -276,6 +280,7 @@ class Processors:
     ) -> np.ndarray:
         """Processed logits [B, V], without the records (see apply_traced)."""
         x, _ = self.apply_traced(
-            logits, sequences, prompt_lengths=prompt_lengths, eos_token_id=eos_token_id
-        )
+            logits, sequences, prompt_lengths=prompt_lengths, eos_token_id=eos_token_id,
+            record=False,
+        )  # fmt: skip
         return x

@@ -128,7 +128,7 @@ def sample(
         live_seqs = [sequences[r] for r in live]
         logits, warped, warp_steps, vocab_size = processed_logits(
             next_token_logits, live_seqs, pipeline, vocab_size, batch, eos,
-            [len(batch[owner[r]]) for r in live],
+            [len(batch[owner[r]]) for r in live], record=bool(trace),
         )  # fmt: skip
         probs = softmax(warped)
         model_logp = log_softmax(logits)

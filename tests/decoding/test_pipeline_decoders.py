@@ -199,3 +199,18 @@ def test_beam_search_traces_the_pipeline_steps_of_every_beam():
                 assert [(c.name, c.kept, c.removed) for c in row.cuts] == [
                     ("suppress_tokens", V - 2, [1, 2])
                 ]
+
+
+def test_the_same_scores_with_or_without_the_records():
+    """record=False (an untraced decoder's call) skips only the ScoreSteps, not a step."""
+    from decoding.pipeline import Pipeline
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 2, (3, 40)).astype(np.float32)
+    sequences = [[1, 2, 3, 1, 2], [4, 4], [7]]
+    pipeline = Pipeline.of(Warpers(top_k=9, top_p=0.8), renormalize_logits=True,
+                           repetition_penalty=1.3, no_repeat_ngram_size=2)  # fmt: skip
+    traced, steps = pipeline.apply(logits, sequences, prompt_lengths=[1, 1, 1])
+    untraced, none = pipeline.apply(logits, sequences, prompt_lengths=[1, 1, 1], record=False)
+    assert np.array_equal(traced, untraced) and none == []
+    assert [s.name for s in steps] == [name for name, _ in pipeline.active()]
