@@ -203,8 +203,6 @@ def test_beam_search_traces_the_pipeline_steps_of_every_beam():
 
 def test_the_same_scores_with_or_without_the_records():
     """record=False (an untraced decoder's call) skips only the ScoreSteps, not a step."""
-    from decoding.pipeline import Pipeline
-
     rng = np.random.default_rng(0)
     logits = rng.normal(0, 2, (3, 40)).astype(np.float32)
     sequences = [[1, 2, 3, 1, 2], [4, 4], [7]]
