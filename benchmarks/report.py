@@ -183,20 +183,24 @@ def print_speculative(pairs: dict) -> None:
         f"{first['new_tokens']} new tokens"
     )
     print(f"{'':<36} {'alpha':>5} {'tok/round':>9} {'(from α)':>8} {'verify':>7} {'draft':>6} "
-          f"{'predicted':>9} {'measured':>8} {'pays from α':>11} {'at 0.4':>6}")  # fmt: skip
+          f"{'predicted':>9} {'model':>6} {'measured':>8} {'pays from α':>11} "
+          f"{'at 0.4':>6}")  # fmt: skip
     for name, f in pairs.items():
         even = f["break_even_alpha"]
         print(
             f"{name:<36} {f['alpha']:>5.2f} {f['tokens_per_round']:>9.2f} "
             f"{f['expected_tokens_per_round']:>8.2f} {f['verify_vs_step']:>6.2f}x "
             f"{f['draft_vs_step']:>5.2f}x {f['predicted_speedup']:>8.2f}x "
+            f"{f['predicted_speedup_full']:>5.2f}x "
             f"{f['measured_speedup']:>7.2f}x {'never' if even is None else format(even, '.2f'):>11}"
             f" {f['threshold_speedup']:>5.2f}x" + ("" if f["same_tokens"] else "  TOKENS DIFFER")
         )
     print(
         "  verify: one pass over γ + 1 positions, draft: one draft-model step, each against one"
-        " target step;\n  predicted = tok/round (from α) * step / (γ draft + verify); with the "
-        "measured tok/round instead: "
+        " target step;\n  predicted = tok/round (from α) * step / (γ draft + verify); model = "
+        "measured tok/round * (step + o) / (γ (draft + o) + verify + o),\n  o = plain greedy's "
+        "time per token beyond its step (the decoder's own work per model call); predicted "
+        "with the measured tok/round: "
         + ", ".join(f"{f['predicted_speedup_measured_tokens']:.2f}x" for f in pairs.values())
         + ";\n  at 0.4: measured with HF's default assistant_confidence_threshold (the others"
         " draft γ every round)"

@@ -95,7 +95,14 @@ def test_json_has_every_figure_and_target(tiny):
     assert len(pairs) == 2 and all(f["same_tokens"] for f in pairs.values())
     for f in pairs.values():
         assert 0 <= f["alpha"] <= 1 and f["rounds"] >= 1
-        speeds = ("step_s", "verify_s", "draft_step_s", "measured_speedup", "threshold_speedup")
+        speeds = (
+            "step_s",
+            "verify_s",
+            "draft_step_s",
+            "measured_speedup",
+            "threshold_speedup",
+            "predicted_speedup_full",
+        )
         assert min(f[k] for k in speeds) > 0
 
 
