@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 
-from decoding import beam_search, exhaustive_tree_search, greedy_search, sample
+from decoding import beam_sample, beam_search, exhaustive_tree_search, greedy_search, sample
 from decoding.assisted import assisted_greedy_search
 
 WORDS = ["<end>", "the", "dog", "cat", "sat"]
@@ -57,6 +57,9 @@ def main() -> None:
                                              max_new_tokens=3, eos_token_id=eos)[0].best),
         ("sample, seed 0", sample(next_token_logits, prompt, rng=np.random.default_rng(0),
                                   max_new_tokens=3, eos_token_id=eos)[0].best),
+        ("beam_sample, seed 0", beam_sample(next_token_logits, prompt, num_beams=2,
+                                            rng=np.random.default_rng(0), max_new_tokens=3,
+                                            eos_token_id=eos)[0].best),
     ]  # fmt: skip
     for title, best in runs:
         print(f"{title:<22} {words(best.ids):<22} log-prob {best.logprob:.3f}")

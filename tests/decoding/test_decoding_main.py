@@ -6,8 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from decoding import __main__ as tour
-from decoding import beam_search, greedy_search
+from decoding import beam_sample, beam_search, greedy_search
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -26,3 +28,6 @@ def test_the_tour_prints_each_decoders_real_answer():
     assert beam[0].best.logprob > greedy[0].best.logprob
     # and assisted greedy search is greedy search, in fewer model calls.
     assert tour.words(greedy[0].best.ids) in lines["assisted greedy"]
+    drawn = beam_sample(tour.next_token_logits, [1], num_beams=2, rng=np.random.default_rng(0),
+                        max_new_tokens=3, eos_token_id=0)  # fmt: skip
+    assert tour.words(drawn[0].best.ids) in lines["beam_sample, seed 0"]
