@@ -181,11 +181,11 @@ def assisted_greedy_search(
         score = Scorer(pipeline, len(prompt), eos)
 
         def pick(logits: np.ndarray, sequence: list[int], score=score):  # a draft's greedy step
-            if score.banned_everything(logits, sequence):
-                return -1, None, 0.0
-            scores, _ = score(logits, sequence)
-            token = int(np.argmax(scores[0]))
-            return token, None, float(softmax(scores[0])[token])  # its confidence in it
+            scores = score.for_draft(logits, sequence)
+            if scores is None:
+                return -1, None, 0.0  # every token banned here: stop drafting
+            token = int(np.argmax(scores))
+            return token, None, float(softmax(scores)[token])  # its confidence in it
 
         def verify(logits: np.ndarray, sequence: list[int], drafted: int | None, q, score=score):
             """The model's token after `sequence`, and whether it is the drafted one."""
@@ -218,13 +218,16 @@ class Scorer:
         return self.pipeline.apply(logits[None], [sequence], prompt_lengths=[self.prompt_length],
                                    eos_token_id=self.eos)  # fmt: skip
 
-    def banned_everything(self, logits: np.ndarray, sequence: list[int]) -> bool:
-        """Did the processors leave no token after `sequence`? A draft model stops drafting
-        there (the model itself refuses such a row, as greedy_search and sample do)."""
-        processed = self.pipeline.processors.apply(
-            logits[None], [sequence], prompt_lengths=[self.prompt_length], eos_token_id=self.eos
-        )
-        return bool(processed.max() == -np.inf)
+    def for_draft(self, logits: np.ndarray, sequence: list[int]) -> np.ndarray | None:
+        """A draft model's scores [V] after `sequence`, in one run of the pipeline with no
+        records (a draft's are never traced), or None where the processors left no token: a
+        draft model stops drafting there (the model itself refuses such a row, as
+        greedy_search and sample do)."""
+        scores, _ = self.pipeline.apply(
+            logits[None], [sequence], prompt_lengths=[self.prompt_length], eos_token_id=self.eos,
+            dead_rows_ok=True, record=False,
+        )  # fmt: skip
+        return None if scores.max() == -np.inf else scores[0]
 
 
 def assisted_sample(
@@ -297,9 +300,10 @@ def assisted_sample(
             return warped, steps, softmax(warped)[0]
 
         def pick(logits: np.ndarray, sequence: list[int], score=score):  # a draft's sampling
-            if score.banned_everything(logits, sequence):
+            warped = score.for_draft(logits, sequence)
+            if warped is None:
                 return -1, None, 0.0  # every token banned here: stop drafting
-            _, _, q = distribution(logits, sequence)
+            q = softmax(warped)
             token = draw(q, rng.random())
             return token, q, float(q[token])
 
