@@ -37,7 +37,7 @@ from __future__ import annotations
 import numpy as np
 
 from decoding.beam import check_rules, results_of, run_search
-from decoding.common import NextTokenLogits, as_prompts, check_context
+from decoding.common import NextTokenLogits, as_prompts, check_context, check_rng
 from decoding.outputs import StepOutputs
 from decoding.pipeline import Pipeline
 from decoding.probs import softmax
@@ -124,8 +124,7 @@ def beam_sample(
     True
     """
     batch = as_prompts(prompts)
-    if not isinstance(rng, np.random.Generator):
-        raise ValueError("rng must be a np.random.Generator, e.g. np.random.default_rng(seed)")
+    check_rng(rng)
     rules = check_rules(num_beams, num_return_sequences, length_penalty, early_stopping,
                         max_new_tokens, eos_token_id)  # fmt: skip
     check_context(next_token_logits, batch, rules.max_new_tokens)

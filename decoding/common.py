@@ -61,6 +61,13 @@ def check_positive_int(name: str, value: object) -> int:
     return int(value)
 
 
+def check_rng(rng: object) -> np.random.Generator:
+    """The samplers' source of randomness: a np.random.Generator, injected, never global."""
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError("rng must be a np.random.Generator, e.g. np.random.default_rng(seed)")
+    return rng
+
+
 def check_eos(eos_token_id: object) -> int | None:
     """None (never stop early) or a non-negative int token id."""
     if eos_token_id is None:

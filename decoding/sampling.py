@@ -24,6 +24,7 @@ from decoding.common import (
     check_context,
     check_eos,
     check_positive_int,
+    check_rng,
     processed_logits,
 )
 from decoding.outputs import StepOutputs
@@ -98,8 +99,7 @@ def sample(
     [0, 2, 2, 2, 2]
     """
     batch = as_prompts(prompts)
-    if not isinstance(rng, np.random.Generator):
-        raise ValueError("rng must be a np.random.Generator, e.g. np.random.default_rng(seed)")
+    check_rng(rng)
     max_new_tokens = check_positive_int("max_new_tokens", max_new_tokens)
     check_context(next_token_logits, batch, max_new_tokens)
     n_samples = check_positive_int("num_return_sequences", num_return_sequences)
