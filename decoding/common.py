@@ -129,11 +129,18 @@ def ask_model(
     """
     logits = np.asarray(next_token_logits([list(s) for s in sequences]), dtype=np.float32)
     n = len(sequences)
-    if logits.ndim != 2 or logits.shape[0] != n or logits.shape[1] == 0:
-        raise ValueError(
-            f"next_token_logits returned shape {logits.shape} for {n} sequences; "
-            f"expected [{n}, vocab_size]"
-        )
+    wrong_shape = f"next_token_logits returned shape {logits.shape} for {n} sequences"
+    return checked_logits(logits, n, vocab_size, wrong_shape)
+
+
+def checked_logits(
+    logits: np.ndarray, rows: int, vocab_size: int | None, wrong_shape: str
+) -> np.ndarray:
+    """The model's answer, if it is [rows, V] float32 logits with the vocabulary size known so
+    far (None on the first call) and no NaN or +inf; else a ValueError (`wrong_shape` opens
+    the message for a wrong shape)."""
+    if logits.ndim != 2 or logits.shape[0] != rows or logits.shape[1] == 0:
+        raise ValueError(f"{wrong_shape}; expected [{rows}, vocab_size]")
     if vocab_size is not None and logits.shape[1] != vocab_size:
         raise ValueError(
             f"next_token_logits changed the vocabulary size from {vocab_size} to {logits.shape[1]}"
@@ -193,16 +200,5 @@ def ask_model_at_positions(
         prefixes = [sequence[: len(sequence) - n + i] for i in range(n + 1)]
         return ask_model(next_token_logits, prefixes, vocab_size)
     logits = np.asarray(method(list(sequence), n), dtype=np.float32)
-    if logits.ndim != 2 or logits.shape[0] != n + 1 or logits.shape[1] == 0:
-        raise ValueError(
-            f"logits_at_positions returned shape {logits.shape} for n = {n}; "
-            f"expected [{n + 1}, vocab_size]"
-        )
-    if vocab_size is not None and logits.shape[1] != vocab_size:
-        raise ValueError(
-            f"next_token_logits changed the vocabulary size from {vocab_size} to {logits.shape[1]}"
-        )
-    top = logits.max()
-    if np.isnan(top) or top == np.inf:
-        raise ValueError("next_token_logits returned NaN or +inf logits: check the model weights")
-    return logits
+    wrong_shape = f"logits_at_positions returned shape {logits.shape} for n = {n}"
+    return checked_logits(logits, n + 1, vocab_size, wrong_shape)
