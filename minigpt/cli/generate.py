@@ -128,6 +128,14 @@ def check_applicable(args: argparse.Namespace, strategy: Strategy) -> None:
             )
 
 
+def check_beam_options(options: dict) -> None:
+    """A beam strategy's options, checked as HF checks them even where it runs no beams."""
+    with named_as_flags():
+        check_beam_params(*(options[name] for name in
+                            ("num_beams", "num_return_sequences", "length_penalty",
+                             "early_stopping")))  # fmt: skip
+
+
 def hf_redirects(strategy: Strategy, options: dict, given: dict, session: Session):
     """Where HF generate() runs greedy search although another strategy was named."""
     greedy = STRATEGIES["greedy"]
@@ -143,10 +151,7 @@ def hf_redirects(strategy: Strategy, options: dict, given: dict, session: Sessio
         # HF's generate(num_beams=1) never enters beam search: it is greedy search, and a
         # length penalty or early stopping changes nothing. (decoding.beam_search(num_beams=1)
         # stays the textbook one-beam search: a finished hypothesis competes with the beam.)
-        with named_as_flags():  # still checked as HF checks them
-            check_beam_params(*(options[name] for name in
-                                ("num_beams", "num_return_sequences", "length_penalty",
-                                 "early_stopping")))  # fmt: skip
+        check_beam_options(options)
         session.notes.append(
             "note: --num-beams 1 runs greedy search, as HF generate(num_beams=1) does "
             "(--length-penalty and --early-stopping change nothing there)"
@@ -154,10 +159,7 @@ def hf_redirects(strategy: Strategy, options: dict, given: dict, session: Sessio
         return greedy, processors
     if strategy.name == "beam-sample" and options["num_beams"] == 1:
         # HF's generate(do_sample=True, num_beams=1) is plain sampling (min_tokens_to_keep 1).
-        with named_as_flags():  # still checked as HF checks them
-            check_beam_params(*(options[name] for name in
-                                ("num_beams", "num_return_sequences", "length_penalty",
-                                 "early_stopping")))  # fmt: skip
+        check_beam_options(options)
         sampling = STRATEGIES["sample"]
         session.notes.append(
             "note: --num-beams 1 runs sampling, as HF generate(do_sample=True, num_beams=1) "
