@@ -21,6 +21,7 @@ import numpy as np
 from minigpt.config import GPT2Config
 from minigpt.errors import MiniGPTError
 from minigpt.kv_cache import KVCache
+from minigpt.safetensors_file import release_pages
 from minigpt.weights import Block, GPT2Params, LayerNorm, Linear
 
 _GELU_C = np.float32(np.sqrt(2.0 / np.pi))
@@ -247,58 +248,60 @@ def gpt2_forward(
 
 def head(x: np.ndarray, params: GPT2Params) -> np.ndarray:
     """The vocabulary projection: x @ lm_head.T, [..., C] @ [C, V] -> [..., V]."""
+    columns = head_columns(params.lm_head)  # lm_head.T as its own [C, V] array
     rows = x.size // x.shape[-1]
     if 2 <= rows <= FEW_ROWS:
-        return few_rows_head(x, params.lm_head)
-    return matmul_2d(x, head_weight(params.lm_head, rows))
+        return few_rows_head(x, columns)
+    return matmul_2d(x, columns)
 
 
-HEAD_BLOCK = 2048  # vocabulary rows per block of few_rows_head: 6.3 MB of gpt2's lm_head
+HEAD_BLOCK = 1024  # vocabulary columns per block of few_rows_head: 3.1 MB of gpt2's head
 
 
-def few_rows_head(x: np.ndarray, lm_head: np.ndarray) -> np.ndarray:
+def few_rows_head(x: np.ndarray, columns: np.ndarray) -> np.ndarray:
     """The head for a few rows, a block of the vocabulary at a time, row by row.
 
-    Speed: as few_rows_product, but lm_head (154 MB for gpt2) does not fit in a cache, so it
-    is read in blocks of HEAD_BLOCK vocabulary rows, each multiplied by every row of x while
-    it is in the cache. No copy of the head is made (head_weight's is for more rows). The head
-    for 4 rows, measured as above: 8.5 ms with the copy, 7.7 in blocks (one row: 2.5 ms).
+    Speed: as few_rows_product, but the head (154 MB for gpt2) does not fit in a cache, so it
+    is read in blocks of HEAD_BLOCK vocabulary columns, each multiplied by every row of x while
+    it is in the cache. Measured on a 2-vCPU AMD EPYC (Zen 4): 2 rows 10.6 -> 7.1 ms, 4 rows
+    11.1 -> 10.4 ms against one packed product (one row: 3.9 ms).
     """
     x2 = x.reshape(-1, x.shape[-1])  # [..., C] -> [rows, C]
-    V = lm_head.shape[0]
+    V = columns.shape[1]
     y = np.empty((len(x2), V), np.float32)
     for start in range(0, V, HEAD_BLOCK):
-        block = lm_head[start : start + HEAD_BLOCK]  # [b, C], rows contiguous
+        block = columns[:, start : start + HEAD_BLOCK]  # [C, b], a strided view
         for i, row in enumerate(x2):
-            np.matmul(block, row, out=y[i, start : start + HEAD_BLOCK])  # [b, C] @ [C] -> [b]
+            np.matmul(row, block, out=y[i, start : start + HEAD_BLOCK])  # [C] @ [C, b] -> [b]
     return y.reshape(*x.shape[:-1], V)  # [rows, V] -> [..., V]
 
 
-# lm_head's C-contiguous transpose, built on the first several-row call: {id(lm_head): copy}.
+# lm_head's C-contiguous transpose, built on the model's first call: {id(lm_head): copy}.
 _HEAD_COLUMNS: dict[int, np.ndarray] = {}
 
 
-def head_weight(lm_head: np.ndarray, rows: int) -> np.ndarray:
-    """The [C, V] operand of the head's product for `rows` rows: lm_head.T, a view, for one
-    row; for several, a C-contiguous copy of it, made once per lm_head and kept beside it.
-    (`head` itself sends 2 to FEW_ROWS rows to few_rows_head, which needs no copy.)
+def head_columns(lm_head: np.ndarray) -> np.ndarray:
+    """lm_head.T [C, V] as a C-contiguous copy, made once per lm_head and kept beside it.
 
-    Speed: from 2 rows on, OpenBLAS's matrix-matrix product repacks the transposed view [C, V]
-    (the strided `sgemm_incopy`) on every call, and packs a contiguous [C, V] about twice as
-    fast. Measured on the gpt2 shape (2 threads, SkylakeX kernels, a 2-core machine at load
-    2-4): the head for 2, 4, 8 rows went from 22-37 ms to 11-23 ms, and a whole pass of the
-    weights for 4 rows from 2.70-3.08x the one-row pass to 2.17-2.35x, for 8 rows from
-    2.62-2.92x to 2.18-2.46x (16-24% less). One row stays a matrix-vector product on the view
-    (3.8 ms either way), so greedy search never makes the copy; beam search and batched
-    sampling pay its memory once (V x C floats, 154 MB for gpt2: peak RSS 544 -> 699 MB for
-    beam search, 569 -> 724 MB for 8 samples).
+    Speed: the file stores the head as [V, C] (it is wte, the embeddings), and x @ lm_head.T
+    multiplies by a transposed view of it. OpenBLAS is faster on the copy for any number of
+    rows. One row (every greedy step): 5.1 -> 3.9 ms on a 2-vCPU AMD EPYC of family 25 (Zen 4,
+    SkylakeX kernels), the same 3.8 ms on the Zen 5 machine of the README's table. From 2 rows
+    on, the matrix-matrix product repacks the view (the strided `sgemm_incopy`) on every call
+    and packs the copy about twice as fast: 22-37 -> 11-23 ms for 2-8 rows.
+    Memory: the copy is made a block of the vocabulary at a time, and the mapped file's pages
+    of each block are handed back as it is copied (safetensors_file.release_pages), so the
+    head is in memory once (154 MB for gpt2), not twice.
     """
-    if rows == 1:
-        return lm_head.T
     key = id(lm_head)
     columns = _HEAD_COLUMNS.get(key)
     if columns is None:
-        columns = np.ascontiguousarray(lm_head.T)  # [V, C] -> [C, V], rows C-contiguous
+        V, C = lm_head.shape
+        columns = np.empty((C, V), np.float32)
+        for start in range(0, V, 4096):
+            rows = lm_head[start : start + 4096]  # [b, C]
+            columns[:, start : start + 4096] = rows.T  # [b, C] -> [C, b]
+            release_pages(rows)
         _HEAD_COLUMNS[key] = columns
         weakref.finalize(lm_head, _HEAD_COLUMNS.pop, key, None)  # freed with its head
     return columns

@@ -1,8 +1,8 @@
 """The vocabulary head for several rows gives each row the logits the one-row head gives it.
 
-forward_fast.head multiplies one row by lm_head.T (a matrix-vector product on the view), a few
-rows (up to FEW_ROWS) one row at a time on blocks of lm_head (matrix-vector products), and
-more rows by a C-contiguous copy of lm_head.T (a matrix-matrix product). The BLAS
+forward_fast.head multiplies by a C-contiguous copy of lm_head.T: one row in a matrix-vector
+product, a few rows (up to FEW_ROWS) one row at a time on blocks of its columns (matrix-vector
+products), more rows in a matrix-matrix product. The BLAS
 kernels add a row's C products in different orders, so the logits need not agree bit for bit;
 each is a float32 dot product of C terms, which by the standard bound lies within
 gamma_C * sum_i |x_i w_i| of the exact value (gamma_C = C U / (1 - C U), whatever the order
@@ -10,6 +10,8 @@ of the sum, fused multiply-adds included), so the two lie within twice that of e
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -76,12 +78,11 @@ def test_a_few_rows_product_is_the_product(rows):
     assert (np.abs(y - exact) <= bound).all(), f"max |diff| {np.abs(y - exact).max():.2e}"
 
 
-def test_the_copy_is_made_once_and_only_for_several_rows():
+def test_the_copy_is_made_once_per_head():
     lm_head = np.arange(12, dtype=np.float32).reshape(4, 3)
-    assert np.shares_memory(forward_fast.head_weight(lm_head, 1), lm_head)  # one row: the view
-    columns = forward_fast.head_weight(lm_head, 2)
+    columns = forward_fast.head_columns(lm_head)
     assert columns.flags.c_contiguous and (columns == lm_head.T).all()
-    assert forward_fast.head_weight(lm_head, 8) is columns  # made once per head
+    assert forward_fast.head_columns(lm_head) is columns  # made once per head
     key = id(lm_head)
     del lm_head, columns
     assert key not in forward_fast._HEAD_COLUMNS  # freed with the head it copies
@@ -123,3 +124,19 @@ def test_the_model_with_the_cache(monkeypatch, model, rows):
     ((x, logits),) = calls
     assert x.shape == (rows, 1, model.config.n_embd)
     check_rows(x, logits, model.params.lm_head, model.params)
+
+
+def test_the_head_is_in_memory_once(model):
+    """After a forward pass the mapped file's pages of the head are given back: only the copy
+    counts in the process's memory (the Rss of the file's mapping, from /proc/self/smaps)."""
+    from test_safetensors_rules import resident_bytes
+
+    fresh = minigpt.load("minigpt-tiny")  # not yet run: no copy made
+    fresh.forward([1, 2, 3])
+    lm_head = fresh.params.lm_head
+    resident = resident_bytes(lm_head)  # the whole file's mapping
+    file_bytes = (
+        (Path(minigpt.__file__).parent / "data/minigpt-tiny/model.safetensors").stat().st_size
+    )
+    print(f"mapping resident: {resident} bytes; file {file_bytes}; head {lm_head.nbytes}")
+    assert resident <= file_bytes - lm_head.nbytes + 2 * 4096

@@ -8,6 +8,7 @@ combinations; these tests pin each message.
 from __future__ import annotations
 
 import json
+import mmap
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from safetensors.numpy import load_file, save_file
 
 from minigpt.config import GPT2Config
 from minigpt.errors import MiniGPTError
-from minigpt.safetensors_file import load_arrays, read_header
+from minigpt.safetensors_file import load_arrays, read_header, release_pages
 
 F32_PAIR = {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}  # 8 bytes of data
 
@@ -399,9 +400,40 @@ def test_float32_tensors_are_read_only_views_of_the_mapping(f):
     w = load_arrays(f)["w"]
     assert not w.flags.owndata and not w.flags.writeable
     base = w
-    while base.base is not None and not isinstance(base, np.memmap):
+    while isinstance(base, np.ndarray):
         base = base.base
-    assert isinstance(base, np.memmap)  # the chain ends in the file's mapping, not a copy
+    assert isinstance(base.obj, mmap.mmap)  # the chain ends in the file's mapping, not a copy
+
+
+def resident_bytes(a: np.ndarray) -> int:
+    """How many bytes of the mapping holding `a` count in this process's memory now: the Rss
+    of its entry in /proc/self/smaps (Linux's account of each mapping)."""
+    address = a.ctypes.data
+    lines = Path("/proc/self/smaps").read_text().splitlines()
+    for i, line in enumerate(lines):
+        first = line.split()[0]
+        if "-" in first and not first.endswith(":"):  # a mapping's header: start-end perms ...
+            start, end = (int(n, 16) for n in first.split("-"))
+            if start <= address < end:
+                rss = next(s for s in lines[i + 1 :] if s.startswith("Rss:"))
+                return int(rss.split()[1]) * 1024
+    raise AssertionError("no mapping holds the array")
+
+
+def test_released_pages_leave_memory_and_read_back_the_same(f):
+    """release_pages drops a mapped array's whole pages from the process (mincore sees them
+    go), and reading the array afterwards gives the file's values again."""
+    values = np.arange(64 * 1024, dtype=np.float32)  # 64 pages of 4 KB
+    save_file({"w": values}, str(f))
+    w = load_arrays(f)["w"]
+    assert (w == values).all() and resident_bytes(w) >= 60 * mmap.PAGESIZE
+    release_pages(w[1000:])
+    print(f"resident after release: {resident_bytes(w)} of {w.nbytes} bytes")
+    # Left: the pages w[:1000] touches, and the partial pages at either end of w[1000:].
+    assert resident_bytes(w) <= 3 * mmap.PAGESIZE
+    assert (w == values).all()  # read back from the file
+    release_pages(values)  # not a mapped array: left alone
+    assert values[5] == 5
 
 
 def test_read_header_checks_the_same_rules(f):
