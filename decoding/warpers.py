@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from decoding.probs import log_softmax, softmax
+from decoding.probs import kth_largest, log_softmax, softmax
 
 REMOVED = np.float32(-np.inf)  # the logit of a token a warper has cut
 
@@ -103,12 +103,6 @@ def _cumsum_like_torch(probs: np.ndarray) -> np.ndarray:
     return np.cumsum(probs, axis=-1, dtype=np.float64).astype(np.float32)
 
 
-def _kth_largest(x: np.ndarray, k: int) -> np.ndarray:
-    """The k-th largest value of each row, shape [..., 1]; k >= V gives the smallest."""
-    k = min(k, x.shape[-1])
-    return np.partition(x, -k, axis=-1)[..., -k, None]
-
-
 def _sort_ascending(values: np.ndarray) -> np.ndarray:
     """Indices that sort each row ascending; stable, so equal values keep their vocab order."""
     return np.argsort(values, axis=-1, kind="stable")
@@ -139,7 +133,7 @@ def top_k_filter(logits: np.ndarray, k: int, min_tokens_to_keep: int = 1) -> np.
     """
     k = max(_check_top_k(k), _check_min_tokens_to_keep(min_tokens_to_keep))
     x = as_logits(logits)
-    return np.where(x < _kth_largest(x, k), REMOVED, x)  # k >= V keeps everything
+    return np.where(x < kth_largest(x, k), REMOVED, x)  # k >= V keeps everything
 
 
 def top_p_filter(logits: np.ndarray, p: float, min_tokens_to_keep: int = 1) -> np.ndarray:
@@ -191,7 +185,7 @@ def min_p_filter(logits: np.ndarray, p: float, min_tokens_to_keep: int = 1) -> n
     # p <= 1, so the top token always passes: at least one token stays.
     below = probs < threshold
     if keep > 1:
-        below &= x < _kth_largest(x, keep)
+        below &= x < kth_largest(x, keep)
     return np.where(below, REMOVED, x)
 
 
@@ -256,7 +250,7 @@ def _entropy(x: np.ndarray) -> np.ndarray:
 def _keep_top(x: np.ndarray, remove: np.ndarray, keep: int) -> np.ndarray:
     """`remove`, except for the `keep` largest logits of each row (and every logit tied with
     the last of them), which HF's epsilon and eta warpers never cut."""
-    return np.where(remove & (x < _kth_largest(x, keep)), REMOVED, x)
+    return np.where(remove & (x < kth_largest(x, keep)), REMOVED, x)
 
 
 def epsilon_cutoff(logits: np.ndarray, epsilon: float, min_tokens_to_keep: int = 1) -> np.ndarray:

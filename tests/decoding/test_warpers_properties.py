@@ -384,3 +384,29 @@ def test_typical_stops_as_soon_as_the_mass_reaches_it():
     """The most typical token (0.75 here) alone reaches mass 0.75, so it alone stays."""
     assert kept(typical_filter(np.log([0.25, 0.75]), 0.75)) == [False, True]
     assert kept(typical_filter(np.log([0.25, 0.75]), 0.75 + 1e-6)) == [True, True]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(1, 4),
+    st.integers(64, 4000),
+    st.integers(1, 400),
+    st.sampled_from([2, 16, 10**6]),  # how many distinct values: ties from few to none
+    st.floats(0.0, 0.5),  # the share of -inf logits
+    st.integers(0, 2**32 - 1),
+)
+def test_thekth_largest_of_wide_rows_is_the_partitions(rows, vocab, k, levels, neg_inf, seed):
+    """kth_largest looks at a sample of each row first (its fast path, for rows of more than
+    64 k values); whatever the ties, -inf entries or order, it finds np.partition's value."""
+    from decoding.probs import kth_largest
+
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, levels, (rows, vocab)).astype(np.float32) / 8
+    x[rng.random((rows, vocab)) < neg_inf] = -np.inf
+    x[:, 0] = 0.0  # never a whole row of -inf
+    expected = np.partition(x, -min(k, vocab), axis=-1)[:, -min(k, vocab), None]
+    got = kth_largest(x, k)
+    assert got.dtype == x.dtype and got.shape == (rows, 1)
+    assert (got == expected).all(), f"k={k}: {got.ravel()} != {expected.ravel()}"
+    if rows == 1:  # a 1-D row too, as the warpers' doctests pass it
+        assert kth_largest(x[0], k).tolist() == expected[0].tolist()
