@@ -27,7 +27,8 @@ ADAPTER_CALL = NextTokenLogits.__call__  # everything the model does for a decod
 
 # Each row of the breakdown: its label and the times it adds (+1) or takes away (-1).
 PARTS = [
-    ("matmuls c_attn/c_proj/c_fc/c_proj + bias", [(+1, ALL, fast.linear)]),
+    ("matmuls c_attn/c_proj/c_fc/c_proj + bias",
+     [(+1, ALL, fast.linear), (+1, ALL, fast.narrowing_linear)]),
     ("embeddings, mask (gpt2_forward itself)", [(+1, OWN, fast.gpt2_forward)]),
     ("layer_norm", [(+1, ALL, fast.layer_norm)]),
     # causal_attention's own time is stitching a long prompt's query blocks together.

@@ -62,13 +62,21 @@ def race(contestants: dict, repeats: int) -> dict:
     }
 
 
+def weight_products(params) -> list[tuple[Callable, np.ndarray]]:
+    """Every matrix a decoding step multiplies by, as stored ([in, out], 4 per layer), with
+    the product the model uses for it (the MLP's c_proj has its own, see narrowing_matmul)."""
+    products = []
+    for block in params.h:
+        products += [(forward_fast.matmul_2d, block.attn.c_attn.weight)]
+        products += [(forward_fast.matmul_2d, block.attn.c_proj.weight)]
+        products += [(forward_fast.matmul_2d, block.mlp.c_fc.weight)]
+        products += [(forward_fast.narrowing_matmul, block.mlp.c_proj.weight)]
+    return products
+
+
 def weight_matrices(params) -> list[np.ndarray]:
     """Every matrix a decoding step multiplies by, as stored: 4 per layer, [in, out]."""
-    mats = []
-    for block in params.h:
-        mats += [block.attn.c_attn.weight, block.attn.c_proj.weight]
-        mats += [block.mlp.c_fc.weight, block.mlp.c_proj.weight]
-    return mats
+    return [w for _, w in weight_products(params)]
 
 
 def weight_bytes(params) -> int:
@@ -86,14 +94,14 @@ def matmul_pass(params, rows: int = 1) -> Callable[[], None]:
     search, a batch of samples) the same bytes are read; what a pass costs beyond the one-row
     pass is the BLAS's own cost of multiplying several rows.
     """
-    mats = weight_matrices(params)
-    x = {n: np.full((rows, n), 0.01, np.float32) for n in {w.shape[0] for w in mats}}
+    products = weight_products(params)
+    x = {n: np.full((rows, n), 0.01, np.float32) for n in {w.shape[0] for _, w in products}}
     C = params.lm_head.shape[1]
 
     def one_pass():
         # The model's own products: one BLAS call, or a few rows one at a time, as it does.
-        for w in mats:
-            forward_fast.matmul_2d(x[w.shape[0]], w)  # [rows, in] @ [in, out]
+        for product, w in products:
+            product(x[w.shape[0]], w)  # [rows, in] @ [in, out]
         forward_fast.head(x[C], params)  # [rows, C] -> [rows, V], as the model does for `rows`
 
     return one_pass

@@ -78,6 +78,23 @@ def test_a_few_rows_product_is_the_product(rows):
     assert (np.abs(y - exact) <= bound).all(), f"max |diff| {np.abs(y - exact).max():.2e}"
 
 
+@pytest.mark.parametrize("rows", [1, 2, forward_fast.FEW_ROWS, forward_fast.FEW_ROWS + 1])
+def test_the_narrowing_product_is_the_product(rows):
+    """narrowing_matmul (the MLP's c_proj: by a transposed copy for up to FEW_ROWS rows, by
+    the weight as stored for more) against float64, within the bound of any order of summation."""
+    rng = np.random.default_rng(rows)
+    w = rng.standard_normal((200, 50)).astype(np.float32)  # [in, out], in > out as c_proj
+    x = rng.standard_normal((1, rows, 200)).astype(np.float32)
+    y = forward_fast.narrowing_matmul(x, w)
+    assert y.shape == (1, rows, 50) and y.dtype == np.float32
+    exact = x.astype(np.float64) @ w.astype(np.float64)
+    C = x.shape[-1]
+    bound = C * U / (1 - C * U) * (np.abs(x.astype(np.float64)) @ np.abs(w.astype(np.float64)))
+    assert (np.abs(y - exact) <= bound).all(), f"max |diff| {np.abs(y - exact).max():.2e}"
+    made = id(w) in forward_fast._TRANSPOSED
+    assert made == (rows <= forward_fast.FEW_ROWS)  # more rows multiply by w as stored
+
+
 def test_the_copy_is_made_once_per_head():
     lm_head = np.arange(12, dtype=np.float32).reshape(4, 3)
     columns = forward_fast.head_columns(lm_head)
@@ -85,7 +102,7 @@ def test_the_copy_is_made_once_per_head():
     assert forward_fast.head_columns(lm_head) is columns  # made once per head
     key = id(lm_head)
     del lm_head, columns
-    assert key not in forward_fast._HEAD_COLUMNS  # freed with the head it copies
+    assert key not in forward_fast._TRANSPOSED  # freed with the head it copies
 
 
 def spy_on_head(monkeypatch) -> list:
