@@ -63,36 +63,27 @@ def test_head_of_several_rows_is_the_head_of_each(rows):
         assert same == logits.size
 
 
-@pytest.mark.parametrize("rows", [2, 3, forward_fast.FEW_ROWS, forward_fast.FEW_ROWS + 1])
-def test_a_few_rows_product_is_the_product(rows):
-    """matmul_2d's row-at-a-time product for a few rows against float64, within the bound of
-    any order of summation (a [1, rows, 50] input: its leading axes are flattened and back)."""
+ROW_COUNTS = [1, 2, 3, forward_fast.FEW_ROWS, forward_fast.FEW_ROWS + 1]
+
+
+@pytest.mark.parametrize("rows", ROW_COUNTS)
+@pytest.mark.parametrize("shape", [(50, 70), (200, 50)])
+@pytest.mark.parametrize("name", ["matmul_2d", "narrowing_matmul"])
+def test_the_products_are_the_product(name, shape, rows):
+    """matmul_2d (a few rows one at a time) and narrowing_matmul (the MLP's c_proj: up to
+    FEW_ROWS rows by a transposed copy, more by the weight as stored) against float64, within
+    the bound of any order of summation ([1, rows, in] inputs: leading axes flattened and back)."""
     rng = np.random.default_rng(rows)
-    w = rng.standard_normal((50, 70)).astype(np.float32)
-    x = rng.standard_normal((1, rows, 50)).astype(np.float32)
-    y = forward_fast.matmul_2d(x, w)
-    assert y.shape == (1, rows, 70) and y.dtype == np.float32
+    w = rng.standard_normal(shape).astype(np.float32)  # [in, out]
+    x = rng.standard_normal((1, rows, shape[0])).astype(np.float32)
+    y = getattr(forward_fast, name)(x, w)
+    assert y.shape == (1, rows, shape[1]) and y.dtype == np.float32
     exact = x.astype(np.float64) @ w.astype(np.float64)
     C = x.shape[-1]
     bound = C * U / (1 - C * U) * (np.abs(x.astype(np.float64)) @ np.abs(w.astype(np.float64)))
     assert (np.abs(y - exact) <= bound).all(), f"max |diff| {np.abs(y - exact).max():.2e}"
-
-
-@pytest.mark.parametrize("rows", [1, 2, forward_fast.FEW_ROWS, forward_fast.FEW_ROWS + 1])
-def test_the_narrowing_product_is_the_product(rows):
-    """narrowing_matmul (the MLP's c_proj: by a transposed copy for up to FEW_ROWS rows, by
-    the weight as stored for more) against float64, within the bound of any order of summation."""
-    rng = np.random.default_rng(rows)
-    w = rng.standard_normal((200, 50)).astype(np.float32)  # [in, out], in > out as c_proj
-    x = rng.standard_normal((1, rows, 200)).astype(np.float32)
-    y = forward_fast.narrowing_matmul(x, w)
-    assert y.shape == (1, rows, 50) and y.dtype == np.float32
-    exact = x.astype(np.float64) @ w.astype(np.float64)
-    C = x.shape[-1]
-    bound = C * U / (1 - C * U) * (np.abs(x.astype(np.float64)) @ np.abs(w.astype(np.float64)))
-    assert (np.abs(y - exact) <= bound).all(), f"max |diff| {np.abs(y - exact).max():.2e}"
-    made = id(w) in forward_fast._TRANSPOSED
-    assert made == (rows <= forward_fast.FEW_ROWS)  # more rows multiply by w as stored
+    copied = id(w) in forward_fast._TRANSPOSED
+    assert copied == (name == "narrowing_matmul" and rows <= forward_fast.FEW_ROWS)
 
 
 def test_the_copy_is_made_once_per_head():
