@@ -201,9 +201,10 @@ def narrowing_matmul(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     Speed: for a few rows, a matrix-vector product by the weight stored [out, in] (each output
     a dot product with one contiguous row) beats the file's [in, out] on such a weight: gpt2's
     12 c_proj for one row 4.1 -> 3.3 ms, for 4 rows 7.4 -> 6.8, on a 2-vCPU AMD EPYC (Zen 4);
-    a greedy step 18.3 -> 16.3 ms. So up to FEW_ROWS rows use a transposed copy (made once,
-    transposed_copy: 113 MB for gpt2, peak RSS of a greedy run 555 -> 655 MB); more rows keep
-    the file's layout, which OpenBLAS's packed product reads faster (8 rows: 8.1 against 10.0).
+    a greedy step 18.3 -> 16.3 ms. So up to FEW_ROWS rows use a transposed copy (made once by
+    transposed_copy, which gives back the file's pages it copied: 113 MB for gpt2); more rows
+    keep the file's layout, which OpenBLAS's packed product reads faster (8 rows: 8.1 against
+    10.0 ms).
     """
     x2 = x.reshape(-1, x.shape[-1])  # [..., in] -> [rows, in]
     if len(x2) > FEW_ROWS:
@@ -309,13 +310,15 @@ def few_rows_head(x: np.ndarray, columns: np.ndarray) -> np.ndarray:
 _TRANSPOSED: dict[int, np.ndarray] = {}
 
 
-def transposed_copy(w: np.ndarray, release: bool = False) -> np.ndarray:
+def transposed_copy(w: np.ndarray) -> np.ndarray:
     """w.T as a C-contiguous array, made once per w and kept beside it (freed with it).
 
     The copy is made 256 rows of w at a time (Speed: the transposed read stays in the CPU's
-    cache; 0.06 s for gpt2's head, 0.12 in blocks of 4096). `release`: hand the mapped file's
-    pages of each block back to the OS as it is copied (safetensors_file.release_pages), for
-    a weight the fast path reads only through its copy, so it is in memory once, not twice.
+    cache; 0.06 s for gpt2's head, 0.12 in blocks of 4096), and the mapped file's pages of
+    each block are handed back to the OS as it is copied (safetensors_file.release_pages):
+    the fast path reads the copy from then on, so the weight is in memory once, not twice.
+    Should w itself be read again (narrowing_matmul for many rows), its pages come back
+    from the file.
     """
     key = id(w)
     copy = _TRANSPOSED.get(key)
@@ -324,8 +327,7 @@ def transposed_copy(w: np.ndarray, release: bool = False) -> np.ndarray:
         for start in range(0, len(w), 256):
             rows = w[start : start + 256]  # [b, n]
             copy[:, start : start + 256] = rows.T  # [b, n] -> [n, b]
-            if release:
-                release_pages(rows)
+            release_pages(rows)
         _TRANSPOSED[key] = copy
         weakref.finalize(w, _TRANSPOSED.pop, key, None)
     return copy
@@ -340,7 +342,7 @@ def head_columns(lm_head: np.ndarray) -> np.ndarray:
     SkylakeX kernels), the same 3.8 ms on the Zen 5 machine of the README's table. From 2 rows
     on, the matrix-matrix product repacks the view (the strided `sgemm_incopy`) on every call
     and packs the copy about twice as fast: 22-37 -> 11-23 ms for 2-8 rows.
-    Memory: only the copy is read, so the file's pages of the head are given back (`release`)
-    and the head is in memory once (154 MB for gpt2), not twice.
+    Memory: only the copy is read, so the file's pages of the head are given back and the
+    head is in memory once (154 MB for gpt2), not twice.
     """
-    return transposed_copy(lm_head, release=True)
+    return transposed_copy(lm_head)
