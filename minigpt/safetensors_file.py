@@ -178,6 +178,8 @@ def release_pages(array: np.ndarray) -> None:
         root, view = view, view.base
     if not (isinstance(view, memoryview) and isinstance(view.obj, mmap.mmap)):
         return
+    if not hasattr(mmap, "MADV_DONTNEED"):  # Windows has no madvise: the pages stay
+        return
     offset = array.ctypes.data - root.ctypes.data  # bytes from the start of the mapping
     start = -(-offset // mmap.PAGESIZE) * mmap.PAGESIZE  # the whole pages inside the array
     stop = (offset + array.nbytes) // mmap.PAGESIZE * mmap.PAGESIZE
