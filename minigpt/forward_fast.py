@@ -340,7 +340,7 @@ def head_columns(lm_head: np.ndarray) -> np.ndarray:
     Speed: the file stores the head as [V, C] (it is wte, the embeddings), and x @ lm_head.T
     multiplies by a transposed view of it. OpenBLAS is faster on the copy for any number of
     rows. One row (every greedy step): 5.1 -> 3.9 ms on a 2-vCPU AMD EPYC of family 25 (Zen 4,
-    SkylakeX kernels), the same 3.8 ms on the Zen 5 machine of the README's table. From 2 rows
+    SkylakeX kernels; an earlier, loaded machine measured 3.8 ms either way). From 2 rows
     on, the matrix-matrix product repacks the view (the strided `sgemm_incopy`) on every call
     and packs the copy about twice as fast: 22-37 -> 11-23 ms for 2-8 rows.
     Memory: only the copy is read, so the file's pages of the head are given back and the
