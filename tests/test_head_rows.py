@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from resident import resident_bytes
 
 import minigpt
 from minigpt import forward_fast
@@ -134,12 +135,10 @@ def test_the_model_with_the_cache(monkeypatch, model, rows):
     check_rows(x, logits, model.params.lm_head, model.params)
 
 
-def test_copied_weights_are_in_memory_once(model):
+def test_copied_weights_are_in_memory_once():
     """After a forward pass the mapped file's pages of the weights the fast path copies (the
     head, each MLP's c_proj) are given back: only the copies count in the process's memory
     (the Rss of the file's mapping, from /proc/self/smaps)."""
-    from test_safetensors_rules import resident_bytes
-
     fresh = minigpt.load("minigpt-tiny")  # not yet run: no copy made
     fresh.forward([1, 2, 3])  # 3 rows: the c_proj copies too (up to FEW_ROWS rows)
     copied = [fresh.params.lm_head] + [block.mlp.c_proj.weight for block in fresh.params.h]

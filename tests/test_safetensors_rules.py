@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cli_runner import assert_one_line_error, run_minigpt
+from resident import resident_bytes
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load_file, save_file
 
@@ -405,24 +406,9 @@ def test_float32_tensors_are_read_only_views_of_the_mapping(f):
     assert isinstance(base.obj, mmap.mmap)  # the chain ends in the file's mapping, not a copy
 
 
-def resident_bytes(a: np.ndarray) -> int:
-    """How many bytes of the mapping holding `a` count in this process's memory now: the Rss
-    of its entry in /proc/self/smaps (Linux's account of each mapping)."""
-    address = a.ctypes.data
-    lines = Path("/proc/self/smaps").read_text().splitlines()
-    for i, line in enumerate(lines):
-        first = line.split()[0]
-        if "-" in first and not first.endswith(":"):  # a mapping's header: start-end perms ...
-            start, end = (int(n, 16) for n in first.split("-"))
-            if start <= address < end:
-                rss = next(s for s in lines[i + 1 :] if s.startswith("Rss:"))
-                return int(rss.split()[1]) * 1024
-    raise AssertionError("no mapping holds the array")
-
-
 def test_released_pages_leave_memory_and_read_back_the_same(f):
-    """release_pages drops a mapped array's whole pages from the process (mincore sees them
-    go), and reading the array afterwards gives the file's values again."""
+    """release_pages drops a mapped array's whole pages from the process (the mapping's Rss
+    sees them go), and reading the array afterwards gives the file's values again."""
     values = np.arange(64 * 1024, dtype=np.float32)  # 64 pages of 4 KB
     save_file({"w": values}, str(f))
     w = load_arrays(f)["w"]

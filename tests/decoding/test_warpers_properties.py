@@ -395,7 +395,7 @@ def test_typical_stops_as_soon_as_the_mass_reaches_it():
     st.floats(0.0, 0.5),  # the share of -inf logits
     st.integers(0, 2**32 - 1),
 )
-def test_thekth_largest_of_wide_rows_is_the_partitions(rows, vocab, k, levels, neg_inf, seed):
+def test_the_kth_largest_of_wide_rows_is_the_partitions(rows, vocab, k, levels, neg_inf, seed):
     """kth_largest looks at a sample of each row first (its fast path, for rows of more than
     64 k values); whatever the ties, -inf entries or order, it finds np.partition's value."""
     from decoding.probs import kth_largest
