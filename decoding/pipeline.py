@@ -36,10 +36,14 @@ def check_processing(processing: dict) -> None:
         )
 
 
-def check_some_token_left(scores: np.ndarray, sequences: Sequence[Sequence[int]]) -> None:
+def check_some_token_left(
+    scores: np.ndarray, sequences: Sequence[Sequence[int]], row_max: np.ndarray | None = None
+) -> None:
     """Raise if the processors banned every token of a row (no-repeat-ngram on a tiny
-    vocabulary, bad words and suppressions together, ...): there is nothing to choose."""
-    dead = scores.max(axis=-1) == -np.inf  # every token of the row is -inf
+    vocabulary, bad words and suppressions together, ...): there is nothing to choose.
+    row_max: scores.max(axis=-1), when the caller has it already."""
+    row_max = scores.max(axis=-1) if row_max is None else row_max
+    dead = row_max == -np.inf  # every token of the row is -inf
     if dead.any():
         seq = sequences[int(np.argmax(dead))]
         raise ValueError(
@@ -108,9 +112,10 @@ class Pipeline:
             logits, sequences, prompt_lengths=prompt_lengths, eos_token_id=eos_token_id,
             record=record,
         )  # fmt: skip
+        row_max = x.max(axis=-1)  # one pass over [B, V] for both uses
         if not dead_rows_ok:
-            check_some_token_left(x, sequences)
-        live = x.max(axis=-1) > -np.inf
+            check_some_token_left(x, sequences, row_max)
+        live = row_max > -np.inf
         later = self.warpers.active() if self.warpers is not None else []
         if self.renormalize_logits:
             later.append(("renormalize_logits", True))

@@ -29,7 +29,8 @@ def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
     [0.25, 0.75, 0.0]
     """
     e = np.exp(_shifted(logits, axis))  # exp(-inf) = 0: removed tokens get no mass
-    return e / np.sum(e, axis=axis, keepdims=True)
+    e /= np.sum(e, axis=axis, keepdims=True)  # Speed: in place, no second [B, V] array
+    return e
 
 
 def log_softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -42,7 +43,8 @@ def log_softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
     True
     """
     z = _shifted(logits, axis)
-    return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
+    z -= np.log(np.sum(np.exp(z), axis=axis, keepdims=True))  # Speed: in place, as softmax
+    return z
 
 
 SAMPLE_STRIDE = 16  # kth_largest first looks at every 16th value of a row

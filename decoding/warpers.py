@@ -84,6 +84,20 @@ def _check_fraction(name: str, value: float, *, zero_ok: bool = False) -> float:
 # Shared pieces.
 
 
+def removing(x: np.ndarray, remove: np.ndarray) -> np.ndarray:
+    """np.where(remove, REMOVED, x) for a `remove` of x's shape: x with those tokens cut.
+
+    Speed: start from a row of REMOVED and copy the kept logits in; on 8 rows of gpt2's
+    vocabulary after top-k 50, 0.26 -> 0.09 ms (np.where reads both choices everywhere).
+
+    >>> removing(np.array([1.0, 2.0]), np.array([True, False])).tolist()
+    [-inf, 2.0]
+    """
+    out = np.full_like(x, REMOVED)
+    np.copyto(out, x, where=~remove)
+    return out
+
+
 def count_kept(logits: np.ndarray) -> np.ndarray:
     """How many tokens each row still allows (logit > -inf), shape logits.shape[:-1].
 
@@ -133,7 +147,7 @@ def top_k_filter(logits: np.ndarray, k: int, min_tokens_to_keep: int = 1) -> np.
     """
     k = max(_check_top_k(k), _check_min_tokens_to_keep(min_tokens_to_keep))
     x = as_logits(logits)
-    return np.where(x < kth_largest(x, k), REMOVED, x)  # k >= V keeps everything
+    return removing(x, x < kth_largest(x, k))  # k >= V keeps everything
 
 
 def top_p_filter(logits: np.ndarray, p: float, min_tokens_to_keep: int = 1) -> np.ndarray:
@@ -164,7 +178,7 @@ def top_p_filter(logits: np.ndarray, p: float, min_tokens_to_keep: int = 1) -> n
     # The cumulative mass only grows, so `dropped` is a prefix: its length indexes the cutoff.
     n_dropped = np.sum(dropped, axis=-1, keepdims=True)
     cutoff = np.take_along_axis(ascending, n_dropped, axis=-1)
-    return np.where(x < cutoff, REMOVED, x)
+    return removing(x, x < cutoff)
 
 
 def min_p_filter(logits: np.ndarray, p: float, min_tokens_to_keep: int = 1) -> np.ndarray:
@@ -186,7 +200,7 @@ def min_p_filter(logits: np.ndarray, p: float, min_tokens_to_keep: int = 1) -> n
     below = probs < threshold
     if keep > 1:
         below &= x < kth_largest(x, keep)
-    return np.where(below, REMOVED, x)
+    return removing(x, below)
 
 
 def _surprise_gap(x: np.ndarray) -> np.ndarray:
@@ -226,7 +240,7 @@ def typical_filter(logits: np.ndarray, mass: float, min_tokens_to_keep: int = 1)
     last = np.minimum(last, x.shape[-1] - 1)
     last = np.maximum(last, min(keep, x.shape[-1]) - 1)  # the first `keep` of the order stay
     limit = np.take_along_axis(gap_sorted, last, axis=-1)
-    return np.where(gap > limit, REMOVED, x)
+    return removing(x, gap > limit)
 
 
 def _check_open_fraction(name: str, value: float) -> float:
@@ -250,7 +264,7 @@ def _entropy(x: np.ndarray) -> np.ndarray:
 def _keep_top(x: np.ndarray, remove: np.ndarray, keep: int) -> np.ndarray:
     """`remove`, except for the `keep` largest logits of each row (and every logit tied with
     the last of them), which HF's epsilon and eta warpers never cut."""
-    return np.where(remove & (x < kth_largest(x, keep)), REMOVED, x)
+    return removing(x, remove & (x < kth_largest(x, keep)))
 
 
 def epsilon_cutoff(logits: np.ndarray, epsilon: float, min_tokens_to_keep: int = 1) -> np.ndarray:
