@@ -49,10 +49,7 @@ def draw(probs: np.ndarray, u: float) -> int:
     # 12x faster than np.flatnonzero(probs) on float32 (120 -> 10 us a row of gpt2's vocab).
     possible = np.nonzero(probs > 0)[0]
     # Summing only them gives the same running sums: adding a 0.0 changes no float.
-    cdf = np.cumsum(probs[possible], dtype=np.float64)
-    i = int(np.searchsorted(cdf, u * cdf[-1], side="right"))
-    # u * total can round up to total itself; then the answer is the last possible token.
-    return int(possible[min(i, len(possible) - 1)])
+    return int(possible[_first_exceeding(probs[possible], u)])
 
 
 def draw_from_scores(scores: np.ndarray, u: float) -> int:
@@ -69,9 +66,15 @@ def draw_from_scores(scores: np.ndarray, u: float) -> int:
     possible = np.nonzero(scores > -np.inf)[0]
     kept = scores[possible]
     weights = np.exp(kept - kept.max())  # the top token's weight is exp(0): no overflow
-    cdf = np.cumsum(weights, dtype=np.float64)  # as in draw; a weight of 0 adds nothing
+    return int(possible[_first_exceeding(weights, u)])
+
+
+def _first_exceeding(weights: np.ndarray, u: float) -> int:
+    """The index of the first weight whose running sum exceeds u * the total (float64 sums)."""
+    cdf = np.cumsum(weights, dtype=np.float64)
     i = int(np.searchsorted(cdf, u * cdf[-1], side="right"))
-    return int(possible[min(i, len(possible) - 1)])
+    # u * total can round up to total itself; then the answer is the last weight.
+    return min(i, len(weights) - 1)
 
 
 def sample(
