@@ -86,6 +86,10 @@ def main(argv: list[str] | None = None) -> None:
     # Everything below imports NumPy, so it is imported only now, after limit_threads; and from
     # this checkout (minigpt, decoding, benchmarks), wherever the script is run from.
     sys.path.insert(0, str(ROOT))
+    # minigpt before NumPy, as a user's program would: on AMD CPUs with AVX-512 it picks
+    # OpenBLAS's kernels, which only works before NumPy loads (minigpt/blas_kernels.py).
+    import minigpt  # noqa: F401
+
     if args.child:  # load time and peak RSS, in the fresh process measure.py started
         from benchmarks.workloads import load_and_generate
 

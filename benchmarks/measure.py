@@ -21,6 +21,7 @@ import numpy as np
 import minigpt
 from benchmarks import report, speculative, timing, workloads
 from benchmarks.workloads import Workload
+from minigpt import blas_kernels
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = Path(__file__).resolve().with_name("bench_generate.py")  # run again with --child
@@ -157,7 +158,21 @@ def settings(args, model, file_bytes: int) -> dict:
         "numpy": np.__version__,
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
+        "cpu": cpu_description(),
+        "blas_kernels": blas_kernels.loaded_kernels(),
     }
+
+
+def cpu_description() -> str:
+    """The CPU's model name with its family and model numbers, which tell apart CPUs that
+    share a model name ("AMD EPYC" is Zen 3, 4 or 5 on these VMs); Linux only."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return platform.processor() or "unknown"
+    fields = blas_kernels.first_cpu(text)
+    name = fields.get("model name", "unknown")
+    return f"{name} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
 
 
 def run(args) -> dict:

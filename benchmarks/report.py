@@ -119,6 +119,8 @@ def print_table(results: dict) -> None:
         f"\nminigpt vs HF transformers: {s['checkpoint_name']} ({s['file_bytes'] / MB:.0f} MB "
         f"file), {s['threads']} thread(s), best of {s['repeats']}"
     )
+    if "cpu" in s:  # JSON saved before these two were recorded has neither
+        print(f"CPU: {s['cpu']}, {s['cpu_count']} CPUs; OpenBLAS kernels: {s['blas_kernels']}")
     print(f"{'':<42} {'minigpt':>9} {'HF':>9} {'min/HF':>7}   target")
     for figure in figures(ours, hf, bound, s):
         print(figure.line())

@@ -3,7 +3,8 @@
 
 `import minigpt` itself loads nothing heavy: the names that need NumPy (GPT2, NextTokenLogits)
 are imported the first time you use them (a module-level __getattr__, PEP 562). That is what
-lets `minigpt --version` answer at once and a Ctrl-C while NumPy loads exit quietly.
+lets `minigpt --version` answer at once and a Ctrl-C while NumPy loads exit quietly. It is
+also why `import minigpt` before `import numpy` can choose OpenBLAS's kernels (below).
 """
 
 from __future__ import annotations
@@ -12,8 +13,13 @@ import importlib
 import os
 from typing import TYPE_CHECKING
 
+from minigpt import blas_kernels
 from minigpt.config import GPT2Config
 from minigpt.errors import MiniGPTError
+
+# Before anything imports NumPy: on AMD CPUs with AVX-512 this asks OpenBLAS for the kernels
+# that multiply several rows faster (minigpt/blas_kernels.py says why and how to opt out).
+blas_kernels.choose()
 
 if TYPE_CHECKING:  # for readers and type checkers; at run time __getattr__ imports them
     from minigpt.adapter import NextTokenLogits
