@@ -193,8 +193,8 @@ def measure_pair(pair: Pair, gamma: int, new_tokens: int, repeats: int) -> dict:
     # Each pass cost is the mean of as many calls in a row as a run makes tokens, like the
     # runs' own times: a best single call escapes the host's hiccups that every run pays for,
     # and the cost model mixed the two. After an HF run, with best-of-3 calls it missed by
-    # more than 15% for 3 of 10 pairs (by up to 50%: the bundled pair's 0.43 ms step came out
-    # 0.54); with means, for 1 of 10 (18%, a slow assisted run).
+    # more than 15% for 3 of 10 pairs (by up to 50%), with means for 1 of 10 (18%, a slow
+    # assisted run); in the benchmark's misses the bundled pair's 0.44 ms step came out 0.58-0.72.
     calls = new_tokens
     runs = {
         "greedy": (plain, plain),

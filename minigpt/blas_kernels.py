@@ -2,13 +2,13 @@
 
 NumPy's wheels ship one OpenBLAS built for many CPUs. When the library loads (the first
 `import numpy`), it reads the CPU and picks a set of kernels, unless the environment variable
-OPENBLAS_CORETYPE names one. On every AMD CPU before Zen 4 and on Zen 5 (OpenBLAS 0.3.31) it
-picks its "Haswell" kernels (AVX2). On Zen 4, which has AVX-512, it picks "SkylakeX", the kernels
+OPENBLAS_CORETYPE names one. On AMD's Zen 1-3 and (OpenBLAS 0.3.31) Zen 5 it picks its
+"Haswell" kernels (AVX2). On Zen 4, which has AVX-512, it picks "SkylakeX", the kernels
 tuned for Intel's AVX-512 CPUs. Those pack a weight more slowly before a product of several
 rows. On a 2-vCPU Zen 4 EPYC (CPU family 25, model 17), gpt2's 48 block weights and its head
-for 8 rows took 38 ms with SkylakeX against 31-33 ms with Haswell; one row took the same
-(16 ms), 512 rows 640 against 610 ms. That is batched sampling's whole step (45 ms) moved by
-a sixth.
+for 8 rows took 38 ms with SkylakeX against 30-33 ms with Haswell; one row took the same
+(16 ms), 512 rows 630-645 against 606-612 ms. That is most of batched sampling's step on 8
+prompts (41-46 ms with Haswell); benchmarks/README.md has the runs.
 
 So `import minigpt` asks for the Haswell kernels on an AMD CPU with AVX-512, when:
 - OPENBLAS_CORETYPE is not set: a value of yours (even "SkylakeX") is kept, which is also how
