@@ -25,6 +25,7 @@ that hold for any kernel. A NumPy built on another BLAS (MKL, Accelerate) ignore
 from __future__ import annotations
 
 import ctypes
+import itertools
 import os
 import sys
 from collections.abc import MutableMapping
@@ -76,7 +77,10 @@ def choose(environ: MutableMapping[str, str] = os.environ, modules=sys.modules) 
     if "OPENBLAS_CORETYPE" in environ or "numpy" in modules:
         return None
     try:
-        cpuinfo = CPUINFO.read_text(errors="replace")
+        # Up to the first blank line: the first CPU's block, all that is needed. Every
+        # `import minigpt` runs this, and the file has a block per CPU, hundreds on a server.
+        with CPUINFO.open(errors="replace") as lines:
+            cpuinfo = "".join(itertools.takewhile(str.strip, lines))
     except OSError:  # not Linux: keep OpenBLAS's choice
         return None
     wanted = kernels_for(cpuinfo)
