@@ -40,22 +40,27 @@ def timed_mean(run: Callable[[], object], repeats: int) -> float:
     return (time.perf_counter() - start) / repeats
 
 
-def race(contestants: dict, repeats: int) -> dict:
-    """Warm each contestant up once, then time them in turns for `repeats` rounds.
+def race(contestants: dict, repeats: int, min_seconds: float = 0.0) -> dict:
+    """Warm each contestant up once, then time them in turns for `repeats` rounds, and for more
+    rounds while fewer than `min_seconds` have passed.
 
     contestants: {name: (run, warmup)}. Taking turns keeps the ratios fair on a shared machine:
-    a burst of someone else's work lands on both sides, not on one. Returns per name
+    a burst of someone else's work lands on both sides, not on one. `min_seconds` is for
+    contestants that take milliseconds: three rounds of them fit inside one burst, and then
+    even the best of each is slow. Returns per name
     {"best": s, "median": s, "runs": [s, ...], "results": what each run returned}.
     """
     for _, warmup in contestants.values():
         warmup()
     runs = {name: [] for name in contestants}
     results = {name: [] for name in contestants}
-    for _ in range(repeats):
+    began, rounds = time.perf_counter(), 0
+    while rounds < repeats or time.perf_counter() - began < min_seconds:
         for name, (run, _) in contestants.items():
             start = time.perf_counter()
             results[name].append(run())
             runs[name].append(time.perf_counter() - start)
+        rounds += 1
     return {
         name: {"best": min(r), "median": statistics.median(r), "runs": r, "results": results[name]}
         for name, r in runs.items()

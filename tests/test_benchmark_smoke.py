@@ -13,6 +13,7 @@ import importlib
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,7 @@ TINY_SETTINGS = [
     "--prefill-tokens", "20",
     "--num-assistant-tokens", "2",
     "--spec-new-tokens", "4",
+    "--spec-min-seconds", "0",
 ]  # fmt: skip
 
 
@@ -139,6 +141,15 @@ def test_race_warms_up_once_then_takes_turns():
     assert calls == ["warm a", "warm b", "a", "b", "a", "b"]
     assert raced["a"]["results"] == ["a", "a"] and len(raced["b"]["runs"]) == 2
     assert raced["a"]["best"] == min(raced["a"]["runs"]) <= raced["a"]["median"]
+
+
+def test_race_goes_on_for_min_seconds():
+    """One round asked for, but the rounds go on until 50 ms have passed."""
+    calls = []
+    start = time.perf_counter()
+    raced = timing.race({"a": (lambda: calls.append(1), lambda: None)}, 1, min_seconds=0.05)
+    assert time.perf_counter() - start >= 0.05
+    assert len(calls) > 2 and len(raced["a"]["runs"]) == len(calls)
 
 
 def test_timers_call_as_often_as_asked():
