@@ -337,7 +337,7 @@ def top_h(logits: np.ndarray, top_h: float) -> np.ndarray:
     chosen[:, 0] = True
     keep = np.zeros(rows.shape, dtype=bool)
     np.put_along_axis(keep, order, chosen, axis=-1)
-    return np.where(keep, rows, REMOVED).reshape(x.shape)
+    return removing(rows, ~keep).reshape(x.shape)
 
 
 # ---------------------------------------------------------------------------------------------
