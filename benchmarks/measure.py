@@ -166,11 +166,9 @@ def settings(args, model, file_bytes: int) -> dict:
 def cpu_description() -> str:
     """The CPU's model name with its family and model numbers, which tell apart CPUs that
     share a model name ("AMD EPYC" is Zen 3, 4 or 5 on these VMs); Linux only."""
-    try:
-        text = Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
+    fields = blas_kernels.first_cpu(blas_kernels.first_cpu_text())
+    if not fields:
         return platform.processor() or "unknown"
-    fields = blas_kernels.first_cpu(text)
     name = fields.get("model name", "unknown")
     return f"{name} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
 

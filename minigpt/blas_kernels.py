@@ -71,19 +71,23 @@ def first_cpu(cpuinfo: str) -> dict[str, str]:
     return fields
 
 
+def first_cpu_text() -> str:
+    """/proc/cpuinfo up to its first blank line: the first CPU's block, or "" where there is
+    no such file (not Linux). Every `import minigpt` reads it, and the whole file has a block
+    per CPU, hundreds on a server."""
+    try:
+        with CPUINFO.open(errors="replace") as lines:
+            return "".join(itertools.takewhile(str.strip, lines))
+    except OSError:
+        return ""
+
+
 def choose(environ: MutableMapping[str, str] = os.environ, modules=sys.modules) -> str | None:
     """Set OPENBLAS_CORETYPE for this process when it helps and is still in time (see above).
     Returns the value set, or None when nothing was set."""
     if "OPENBLAS_CORETYPE" in environ or "numpy" in modules:
         return None
-    try:
-        # Up to the first blank line: the first CPU's block, all that is needed. Every
-        # `import minigpt` runs this, and the file has a block per CPU, hundreds on a server.
-        with CPUINFO.open(errors="replace") as lines:
-            cpuinfo = "".join(itertools.takewhile(str.strip, lines))
-    except OSError:  # not Linux: keep OpenBLAS's choice
-        return None
-    wanted = kernels_for(cpuinfo)
+    wanted = kernels_for(first_cpu_text())  # no cpuinfo: no vendor, OpenBLAS's choice stays
     if wanted is not None:
         environ["OPENBLAS_CORETYPE"] = wanted
     return wanted
