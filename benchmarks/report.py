@@ -207,6 +207,13 @@ def print_speculative(pairs: dict) -> None:
         + ";\n  at 0.4: measured with HF's default assistant_confidence_threshold (the others"
         " draft γ every round)"
     )
+    rounds = [f.get("race_rounds") for f in pairs.values()]
+    if None not in rounds:  # results of an older benchmark have best runs instead
+        counts = ", ".join(map(str, rounds))
+        print(
+            "  each timed figure is worked out within each round of a pair's race, from that"
+            f" round's times, and the median over its rounds is shown ({counts} rounds)"
+        )
 
 
 def print_profile(profiles: dict) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -96,7 +97,7 @@ def test_json_has_every_figure_and_target(tiny):
     pairs = results["speculative"]
     assert len(pairs) == 2 and all(f["same_tokens"] for f in pairs.values())
     for f in pairs.values():
-        assert 0 <= f["alpha"] <= 1 and f["rounds"] >= 1
+        assert 0 <= f["alpha"] <= 1 and f["rounds"] >= 1 and f["race_rounds"] >= 1
         speeds = (
             "step_s",
             "verify_s",
@@ -116,6 +117,7 @@ def test_table_and_profile_print(tiny):
     assert out.count("spends its time") == 3 and "layer_norm" in out
     assert "speculative greedy: assisted_greedy_search, 2 drafted tokens a round" in out
     assert "minigpt-tiny + minigpt-tiny-draft" in out and "tiny + its first 1 blocks" in out
+    assert "the median over its rounds is shown" in out
 
 
 @pytest.mark.reference
@@ -237,6 +239,36 @@ def test_early_exit_draft_is_the_targets_first_blocks(tiny, model, tmp_path):
     built = (out / "model.safetensors").stat().st_mtime_ns
     speculative.early_exit_draft(tiny, out, n_layer=1)  # up to date: not written again
     assert (out / "model.safetensors").stat().st_mtime_ns == built
+
+
+def fake_race(rounds: list[dict]) -> dict:
+    """timing.race's answer for measure_pair's contestants, from each round's times."""
+    runs = ("greedy", "assisted", "with_threshold")
+    raced = {k: {"runs": [r[k] for r in rounds], "results": [None] * len(rounds)} for k in runs}
+    for k in ("step", "verify", "draft"):  # a pass's result is its mean time, its run longer
+        raced[k] = {"runs": [64 * r[k] for r in rounds], "results": [r[k] for r in rounds]}
+    return raced
+
+
+def test_a_rounds_figures_come_from_its_own_times():
+    quiet = {"greedy": 1.28, "assisted": 1.6, "with_threshold": 1.5,
+             "step": 0.018, "verify": 0.04, "draft": 0.01}  # fmt: skip
+    slow = {k: 1.5 * v for k, v in quiet.items()}  # the host slower for the whole round
+    burst = {**quiet, "assisted": 3.2}  # one run hit by a burst
+    rounds = speculative.race_rounds(fake_race([quiet, slow, burst]))
+    assert rounds == [quiet, slow, burst]
+    figures = [speculative.round_figures(r, 0.5, 4, 64, 2.0) for r in rounds]
+    print("per round:", [(round(f["measured_speedup"], 3), round(f["predicted_speedup_full"], 3))
+                         for f in figures])  # fmt: skip
+    assert figures[0]["measured_speedup"] == pytest.approx(1.28 / 1.6)
+    assert figures[0]["decoder_overhead_s"] == pytest.approx(0.002)  # 1.28 s / 64 - step
+    # 2 tokens a round * (step + o) / (4 (draft + o) + verify + o)
+    assert figures[0]["predicted_speedup_full"] == pytest.approx(2 * 0.02 / (4 * 0.012 + 0.042))
+    for key in ("measured_speedup", "predicted_speedup_full"):  # ratios within a round:
+        assert figures[1][key] == pytest.approx(figures[0][key])  # a slow round leaves them
+    assert figures[2]["measured_speedup"] == pytest.approx(figures[0]["measured_speedup"] / 2)
+    median = statistics.median(f["measured_speedup"] for f in figures)
+    assert median == pytest.approx(figures[0]["measured_speedup"])  # the burst is dropped
 
 
 def test_measure_pair_on_a_tiny_pair(tiny, model, tmp_path):
