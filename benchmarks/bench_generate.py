@@ -12,8 +12,9 @@ time a decoding step cannot beat because it must read every weight once.
     .venv/bin/python benchmarks/bench_generate.py --json     # a dict for machines
     .venv/bin/python benchmarks/bench_generate.py --profile  # + where the decoders spend time
 
-Every figure is the best of --repeats runs after a warm-up, minigpt and HF taking turns, so
-a burst of other work lands on both sides. Tokens come from the decoders' real path:
+Every figure of the table is the best of --repeats runs after a warm-up, minigpt and HF
+taking turns, so a burst of other work lands on both sides (the speculative section's are
+medians over rounds: speculative.round_figures). Tokens come from the decoders' real path:
 `decoding.greedy_search` etc. over `minigpt.NextTokenLogits`, exactly what a user runs. On a
 machine busy with other jobs, more threads than idle cores makes both sides several times
 slower (BLAS threads wait for each other at every call): compare with --threads 1 there.
