@@ -72,6 +72,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=3.0,
         help="speculative: race each pair for at least this long (more rounds for a fast pair)",
     )
+    p.add_argument(
+        "--spec-rounds",
+        type=int,
+        default=5,
+        help="speculative: race each pair for at least this many rounds (medians are shown)",
+    )
     p.add_argument("--no-speculative", action="store_true", help="skip the speculative section")
     p.add_argument("--no-hf", action="store_true", help="skip transformers even if installed")
     p.add_argument("--json", action="store_true", help="print a JSON dict instead of the table")

@@ -152,6 +152,7 @@ def settings(args, model, file_bytes: int) -> dict:
         "prefill_tokens": args.prefill_tokens,
         "num_assistant_tokens": args.num_assistant_tokens,
         "spec_new_tokens": args.spec_new_tokens,
+        "spec_rounds": args.spec_rounds,
         "n_layer": model.config.n_layer,
         "n_embd": model.config.n_embd,
         "python": platform.python_version(),

@@ -177,11 +177,15 @@ def pass_runs(model, prompt: list[int], gamma: int) -> dict:
 def measure_pair(
     pair: Pair, gamma: int, new_tokens: int, repeats: int, min_seconds: float = 0.0
 ) -> dict:
-    """Every figure of the module's docstring for one pair, raced for `repeats` rounds and at
-    least `min_seconds` (--spec-min-seconds); the timed ones are medians over the rounds
-    (`round_figures`). The bundled pair's round takes 0.25 s: with 3
-    rounds the cost model missed the measured speed-up by 19-99% in 3 of 8 tries after an HF
-    run, with 15 (3.5 s) by 21% in 1, and its predictions stayed within 0.81-0.84."""
+    """Every figure of the module's docstring for one pair, raced for at least `repeats`
+    rounds (--spec-rounds) and `min_seconds` (--spec-min-seconds); the timed ones are medians
+    over the rounds (`round_figures`).
+
+    The bundled pair's round takes 0.25 s: with 3 rounds the cost model missed the measured
+    speed-up by 19-99% in 3 of 8 tries after an HF run, with 15 (3.5 s) by 21% in 1. The gpt2
+    pair's round takes about 11 s. Its rounds' own figures scatter by 10-15% (45 rounds with
+    γ = 4), and in draws of rounds from them the median missed by more than 15% for 7.9% of 3
+    rounds, 2.3% of 5 and 0.7% of 7: hence 5."""
     target, draft, prompt = pair.target, pair.draft, pair.prompt
 
     def plain():
@@ -300,5 +304,5 @@ def measure(model, args, prompt: list[int], progress) -> dict:
     for pair in make_pairs(model, args, prompt):
         progress(f"speculative: {pair.name}, plain and assisted greedy in turns")
         out[pair.name] = measure_pair(pair, args.num_assistant_tokens, args.spec_new_tokens,
-                                      args.repeats, args.spec_min_seconds)  # fmt: skip
+                                      args.spec_rounds, args.spec_min_seconds)  # fmt: skip
     return out

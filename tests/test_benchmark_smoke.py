@@ -40,6 +40,7 @@ TINY_SETTINGS = [
     "--num-assistant-tokens", "2",
     "--spec-new-tokens", "4",
     "--spec-min-seconds", "0",
+    "--spec-rounds", "1",
 ]  # fmt: skip
 
 
