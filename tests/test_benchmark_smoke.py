@@ -285,7 +285,8 @@ def test_measure_pair_on_a_tiny_pair(tiny, model, tmp_path):
 
 
 def readme_figures() -> dict:
-    """The figures of README.md's Speed table, so the table's lines can be checked exactly."""
+    """The figures of an earlier Speed table of README.md (whose lines that run printed are
+    known), so the table's lines can be checked exactly."""
     settings = {"checkpoint_name": "random-gpt2", "file_bytes": 548e6, "threads": 2,
                 "repeats": 3, "prompt_tokens": 8, "new_tokens": 128, "beam_new_tokens": 32,
                 "num_beams": 4, "batch": 8, "prefill_tokens": 512}  # fmt: skip
