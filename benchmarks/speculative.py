@@ -133,8 +133,17 @@ def expected_tokens_per_round(alpha: float, gamma: int) -> float:
 def predicted_speedup(
     alpha: float, gamma: int, step_s: float, draft_s: float, verify_s: float
 ) -> float:
-    """Plain greedy's time for the tokens of one round, over that round's time."""
-    return expected_tokens_per_round(alpha, gamma) * step_s / (gamma * draft_s + verify_s)
+    """round_speedup with the tokens per round that α predicts."""
+    return round_speedup(expected_tokens_per_round(alpha, gamma), gamma, step_s, draft_s, verify_s)
+
+
+def round_speedup(
+    tokens: float, gamma: int, step_s: float, draft_s: float, verify_s: float, overhead_s=0.0
+) -> float:
+    """Plain greedy's time for a round's `tokens`, over that round's time: γ draft steps and a
+    verify pass, with the decoder's own `overhead_s` paid by every call of a model."""
+    plain_s = tokens * (step_s + overhead_s)
+    return plain_s / (gamma * (draft_s + overhead_s) + verify_s + overhead_s)
 
 
 def break_even_alpha(gamma: int, step_s: float, draft_s: float, verify_s: float) -> float | None:
@@ -286,14 +295,12 @@ def round_figures(
         "predicted_speedup": predicted_speedup(alpha, gamma, step_s, draft_s, verify_s),
         # The same cost model with the tokens per round measured instead of derived from α:
         # acceptances come in runs, not independently, so the two can differ.
-        "predicted_speedup_measured_tokens": (
-            tokens_per_round * step_s / (gamma * draft_s + verify_s)
+        "predicted_speedup_measured_tokens": round_speedup(
+            tokens_per_round, gamma, step_s, draft_s, verify_s
         ),
         "decoder_overhead_s": overhead_s,
-        "predicted_speedup_full": (
-            tokens_per_round
-            * (step_s + overhead_s)
-            / (gamma * (draft_s + overhead_s) + verify_s + overhead_s)
+        "predicted_speedup_full": round_speedup(
+            tokens_per_round, gamma, step_s, draft_s, verify_s, overhead_s
         ),
     }
 
