@@ -40,14 +40,23 @@ def timed_mean(run: Callable[[], object], repeats: int) -> float:
     return (time.perf_counter() - start) / repeats
 
 
-def race(contestants: dict, repeats: int, min_seconds: float = 0.0) -> dict:
+# Seconds a turn waits before it starts, in a race with HF. After a call, OpenBLAS's threads
+# wait for the next one by spinning for about 0.1 s: with the main thread asleep right after a
+# product, the process still used 0.10 s of CPU. On 2 cores that took a core from whoever
+# ran next: HF's 512-token prefill took 742 ms (median of 15) right after minigpt's and 673 ms
+# 0.3 s later, while minigpt's took 642 and 635 after HF's (torch's threads stop sooner).
+SETTLE_S = 0.2
+
+
+def race(contestants: dict, repeats: int, min_seconds: float = 0.0, settle_s: float = 0.0) -> dict:
     """Warm each contestant up once, then time them in turns for `repeats` rounds, and for more
     rounds while fewer than `min_seconds` have passed.
 
     contestants: {name: (run, warmup)}. Taking turns keeps the ratios fair on a shared machine:
     a burst of someone else's work lands on both sides, not on one. `min_seconds` is for
     contestants that take milliseconds: three rounds of them fit inside one burst, and then
-    even the best of each is slow. Returns per name
+    even the best of each is slow. `settle_s`: a pause before every timed turn, so that the
+    previous turn's idle threads have stopped spinning (SETTLE_S). Returns per name
     {"best": s, "median": s, "runs": [s, ...], "results": what each run returned}.
     """
     for _, warmup in contestants.values():
@@ -57,6 +66,7 @@ def race(contestants: dict, repeats: int, min_seconds: float = 0.0) -> dict:
     began, rounds = time.perf_counter(), 0
     while rounds < repeats or time.perf_counter() - began < min_seconds:
         for name, (run, _) in contestants.items():
+            time.sleep(settle_s)
             start = time.perf_counter()
             results[name].append(run())
             runs[name].append(time.perf_counter() - start)

@@ -155,6 +155,14 @@ def test_race_goes_on_for_min_seconds():
     assert len(calls) > 2 and len(raced["a"]["runs"]) == len(calls)
 
 
+def test_race_pauses_before_each_turn_outside_its_time():
+    """settle_s: 4 turns of 20 ms pauses take 80 ms or more, and no turn's time includes one."""
+    start = time.perf_counter()
+    raced = timing.race({n: (lambda: None, lambda: None) for n in "ab"}, 2, settle_s=0.02)
+    assert time.perf_counter() - start >= 0.08
+    assert all(t < 0.02 for n in "ab" for t in raced[n]["runs"])
+
+
 def test_timers_call_as_often_as_asked():
     calls = []
     assert timing.timed(lambda: calls.append(1), 3) >= 0 and len(calls) == 3
