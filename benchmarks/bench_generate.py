@@ -13,7 +13,8 @@ time a decoding step cannot beat because it must read every weight once.
     .venv/bin/python benchmarks/bench_generate.py --profile  # + where the decoders spend time
 
 Every figure of the table is the best of --repeats runs after a warm-up, minigpt and HF
-taking turns, so a burst of other work lands on both sides (the speculative section's are
+taking turns, so a burst of other work lands on both sides, each turn after a pause that lets
+the other side's threads go idle (timing.SETTLE_S; the speculative section's figures are
 medians over rounds: speculative.round_figures). Tokens come from the decoders' real path:
 `decoding.greedy_search` etc. over `minigpt.NextTokenLogits`, exactly what a user runs. On a
 machine busy with other jobs, more threads than idle cores makes both sides several times
